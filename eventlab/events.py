@@ -1,0 +1,218 @@
+"""Events: the type registry, JSON (de)serialization and upcasters.
+
+Any frozen dataclass is an event. Its stored type name is the class name unless
+it is registered under another one. Reading a type with no registered class
+gives back a plain ``dict``.
+
+>>> from dataclasses import dataclass
+>>> @dataclass(frozen=True)
+... class Deposited:
+...     amount: float
+>>> registry = EventRegistry()
+>>> registry.register(Deposited)
+>>> name, data, schema = registry.encode(Deposited(10.0))
+>>> name, data
+('Deposited', '{"amount":10.0}')
+>>> registry.decode("Deposited", data, schema)
+Deposited(amount=10.0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from .errors import EventlabError, SerializationError
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+_json_encoder = msgspec.json.Encoder()
+_json_decoder = msgspec.json.Decoder()
+
+
+class InvalidEventError(EventlabError, TypeError):
+    """Something that is not an event (a frozen dataclass) was given as one."""
+
+
+def event_version(cls: type) -> int:
+    """The schema version a class declares with ``__event_version__`` (default 1)."""
+    return int(getattr(cls, "__event_version__", 1))
+
+
+class EventRegistry:
+    """Maps stored type names to event classes, and back.
+
+    Registering a class whose name is already taken by a class of the same
+    module and qualified name replaces it: that is a notebook cell being run
+    again. Two unrelated classes asking for one name is an error.
+    """
+
+    def __init__(self) -> None:
+        self._classes: dict[str, type] = {}
+        self._names: dict[type, str] = {}
+        self._decoders: dict[str, Callable[[Any], Any]] = {}
+        self._upcasters: dict[tuple[str, int], Upcaster] = {}
+
+    def register(self, *classes: type, name: str | None = None) -> None:
+        if name is not None and len(classes) != 1:
+            raise ValueError("name= can only be given when registering one class")
+        for cls in classes:
+            if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+                raise InvalidEventError(f"{cls!r} is not a dataclass; events are dataclasses")
+            type_name = name or cls.__name__
+            old = self._classes.get(type_name)
+            if old is not None and old is not cls:
+                same_origin = (old.__module__, old.__qualname__) == (
+                    cls.__module__, cls.__qualname__)
+                if not same_origin and old.__name__ == cls.__name__ and name is None:
+                    raise EventlabError(
+                        f"event type {type_name!r} is already registered to "
+                        f"{old.__module__}.{old.__qualname__}; register "
+                        f"{cls.__module__}.{cls.__qualname__} with name=... to tell them apart")
+                self._names.pop(old, None)
+            self._classes[type_name] = cls
+            self._names[cls] = type_name
+            self._decoders.pop(type_name, None)
+
+    def upcaster(self, type_name: str, from_version: int = 1) -> Callable[[Upcaster], Upcaster]:
+        """Decorator: ``fn(data) -> data`` turns version ``from_version`` into the next."""
+
+        def add(fn: Upcaster) -> Upcaster:
+            self._upcasters[(type_name, from_version)] = fn
+            return fn
+
+        return add
+
+    def class_for(self, type_name: str) -> type | None:
+        return self._classes.get(type_name)
+
+    def name_of(self, event: Any) -> str:
+        cls = type(event)
+        name = self._names.get(cls)
+        if name is None:
+            self.register(cls)
+            name = self._names[cls]
+        return name
+
+    def name_of_class(self, cls: type) -> str:
+        return self._names.get(cls, cls.__name__)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._classes)
+
+    # -- encoding -------------------------------------------------------------------
+
+    def encode(self, event: Any) -> tuple[str, str, int]:
+        """Return ``(type_name, json_text, schema_version)`` for a dataclass event."""
+        cls = type(event)
+        if not dataclasses.is_dataclass(cls):
+            raise InvalidEventError(
+                f"{event!r} is a {cls.__name__}, not an event: events are (frozen) dataclass "
+                "instances; wrap a plain dict as NewEvent(data, type='Name')")
+        name = self.name_of(event)
+        try:
+            text = _json_encoder.encode(event).decode()
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise SerializationError(f"event {name!r} cannot be stored as JSON: {exc}") from exc
+        return name, text, event_version(cls)
+
+    def decode(self, type_name: str, text: str | bytes, schema_version: int = 1) -> Any:
+        """Turn stored JSON back into the registered class (or a dict if none)."""
+        cls = self._classes.get(type_name)
+        if cls is not None and schema_version < event_version(cls):
+            data = _json_decoder.decode(text)
+            for v in range(schema_version, event_version(cls)):
+                step = self._upcasters.get((type_name, v))
+                if step is None:
+                    raise SerializationError(
+                        f"event type {type_name!r} is stored at version {v} but "
+                        f"{cls.__name__} is version {event_version(cls)} and no upcaster "
+                        f"from version {v} is registered (el.upcaster({type_name!r}, {v}))")
+                data = step(data)
+            return self._from_dict(type_name, cls, data)
+        decoder = self._decoders.get(type_name)
+        if decoder is None:
+            decoder = self._make_decoder(type_name, cls)
+        try:
+            return decoder(text)
+        except (msgspec.ValidationError, msgspec.DecodeError, TypeError) as exc:
+            raise SerializationError(
+                f"stored event of type {type_name!r} does not decode into "
+                f"{cls.__name__ if cls else 'a dict'}: {exc}; if its shape changed, bump "
+                "__event_version__ and register an upcaster") from exc
+
+    def _make_decoder(self, type_name: str, cls: type | None) -> Callable[[Any], Any]:
+        if cls is None:
+            decoder = _json_decoder.decode
+        else:
+            try:
+                decoder = msgspec.json.Decoder(cls).decode
+            except TypeError:  # a field type msgspec cannot build: go through a dict
+                def decoder(text: Any, cls: type = cls) -> Any:
+                    return cls(**_json_decoder.decode(text))
+        self._decoders[type_name] = decoder
+        return decoder
+
+    @staticmethod
+    def _from_dict(type_name: str, cls: type, data: dict[str, Any]) -> Any:
+        try:
+            return msgspec.convert(data, cls)
+        except (msgspec.ValidationError, TypeError) as exc:
+            raise SerializationError(
+                f"upcast event of type {type_name!r} does not fit {cls.__name__}: {exc}"
+            ) from exc
+
+
+def dumps(value: Any, what: str = "value") -> str:
+    """JSON text for metadata, snapshots and projection state; names ``what`` on failure."""
+    try:
+        return _json_encoder.encode(value).decode()
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise SerializationError(f"{what} cannot be stored as JSON: {exc}") from exc
+
+
+def loads(text: str | bytes) -> Any:
+    return _json_decoder.decode(text)
+
+
+def to_builtins(value: Any) -> Any:
+    """Dataclasses, UUIDs and datetimes as plain JSON-able Python values."""
+    return msgspec.to_builtins(value)
+
+
+#: The process-wide registry used by ``el.register`` and by stores by default.
+REGISTRY = EventRegistry()
+
+
+def register(*classes: type, name: str | None = None) -> None:
+    """Register event classes so stores decode their stored type names into them.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class Opened:
+    ...     owner: str
+    >>> register(Opened)
+    """
+    REGISTRY.register(*classes, name=name)
+
+
+def upcaster(type_name: str, from_version: int = 1) -> Callable[[Upcaster], Upcaster]:
+    """Register ``fn(old_dict) -> new_dict`` lifting ``type_name`` from ``from_version``.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class Renamed:
+    ...     full_name: str
+    ...     __event_version__ = 2
+    >>> register(Renamed)
+    >>> @upcaster("Renamed", from_version=1)
+    ... def _(old):
+    ...     return {"full_name": old["name"]}
+    >>> REGISTRY.decode("Renamed", '{"name": "Ada"}', 1)
+    Renamed(full_name='Ada')
+    """
+    return REGISTRY.upcaster(type_name, from_version)

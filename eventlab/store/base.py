@@ -1,0 +1,345 @@
+"""The event-store contract: what every store does, and the checks they share.
+
+A store keeps streams of events under optimistic concurrency. Subclasses
+supply storage (``_write``, ``_read_stream_rows``, ...); this class turns
+events into rows and rows back into ``RecordedEvent``, and checks inputs.
+
+>>> from eventlab import InMemoryEventStore, NO_STREAM
+>>> from dataclasses import dataclass
+>>> @dataclass(frozen=True)
+... class Noted:
+...     text: str
+>>> store = InMemoryEventStore()
+>>> store.append("note-1", [Noted("hi")], expected_version=NO_STREAM)
+1
+>>> [e.data for e in store.read_stream("note-1")]
+[Noted(text='hi')]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from ..envelope import ANY, NO_STREAM, STREAM_EXISTS, ExpectedVersion, NewEvent, RecordedEvent
+from ..errors import ConcurrencyError, EventlabError
+from ..events import REGISTRY, EventRegistry, InvalidEventError, dumps, loads
+
+Expected = ExpectedVersion | int
+
+
+class InvalidInputError(EventlabError, ValueError):
+    """An argument (stream id, expected version, range) is not acceptable."""
+
+
+class Pending(NamedTuple):
+    """An encoded event waiting to be written: everything but its place in the log."""
+
+    type: str
+    data: str
+    metadata: str
+    event_id: str
+    recorded_at: datetime
+    schema: int
+    explicit_id: bool
+
+
+class Row(NamedTuple):
+    """An encoded event as stored."""
+
+    position: int
+    stream_id: str
+    version: int
+    type: str
+    data: str
+    metadata: str
+    event_id: str
+    recorded_at: datetime
+    schema: int
+
+
+def check_stream_id(stream_id: Any) -> str:
+    if not isinstance(stream_id, str):
+        raise InvalidInputError(
+            f"stream id must be a str, got {type(stream_id).__name__} {stream_id!r}")
+    if not stream_id:
+        raise InvalidInputError("stream id must not be empty")
+    return stream_id
+
+
+def check_expected(expected: Any) -> Expected:
+    if isinstance(expected, ExpectedVersion):
+        return expected
+    if isinstance(expected, bool) or not isinstance(expected, int):
+        raise InvalidInputError(
+            f"expected_version must be el.ANY, el.NO_STREAM, el.STREAM_EXISTS or an int "
+            f"version, got {expected!r}")
+    if expected < 0:
+        raise InvalidInputError(f"expected_version must not be negative, got {expected}")
+    return expected
+
+
+def expectation_met(expected: Expected, actual: int) -> bool:
+    if expected is ANY:
+        return True
+    if expected is NO_STREAM:
+        return actual == 0
+    if expected is STREAM_EXISTS:
+        return actual > 0
+    return actual == expected
+
+
+def check_position(name: str, value: Any, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidInputError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def check_checkpoint_forward(name: str, stored: int | None, position: int) -> None:
+    if stored is not None and position < stored:
+        raise InvalidInputError(
+            f"checkpoint {name!r} is at position {stored}; it cannot move back to {position} "
+            "(rebuild the projector to start over)")
+
+
+def utc(moment: datetime) -> datetime:
+    """A timezone-aware UTC datetime (naive values are taken as UTC)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+class EventStore(ABC):
+    """The contract shared by ``DuckDBEventStore`` and ``InMemoryEventStore``."""
+
+    registry: EventRegistry
+
+    def __init__(self, registry: EventRegistry | None = None) -> None:
+        self.registry = registry or REGISTRY
+        self._listeners: list[Callable[[int], None]] = []
+        self._listeners_lock = threading.Lock()
+
+    # -- writing --------------------------------------------------------------------
+
+    def append(
+        self,
+        stream_id: str,
+        events: Iterable[Any],
+        expected_version: Expected = ANY,
+        metadata: dict[str, Any] | None = None,
+    ) -> int:
+        """Append events to a stream atomically; return the stream's new version.
+
+        A mismatch with ``expected_version`` raises ``ConcurrencyError`` and
+        writes nothing; so does any event that cannot be serialized.
+        """
+        check_stream_id(stream_id)
+        expected = check_expected(expected_version)
+        batch = self.encode(events, metadata)
+        return self._write([(stream_id, expected, batch)])[0]
+
+    def encode(self, events: Iterable[Any], metadata: dict[str, Any] | None = None) -> list[Pending]:
+        """Serialize events (bare dataclasses or ``NewEvent``) into rows to write."""
+        if isinstance(events, (NewEvent, str, bytes, dict)) or not isinstance(events, Iterable):
+            raise InvalidInputError(
+                "events must be a list of events, e.g. store.append(id, [event])")
+        now = datetime.now(UTC)
+        shared = dict(metadata) if metadata else {}
+        batch = []
+        for index, event in enumerate(events):
+            meta, event_id, at, type_name = shared, None, now, None
+            if isinstance(event, NewEvent):
+                if event.metadata:
+                    meta = {**shared, **event.metadata}
+                event_id = event.event_id
+                at = utc(event.recorded_at) if event.recorded_at else now
+                type_name = event.type
+                event = event.data
+            try:
+                if isinstance(event, dict):
+                    if not type_name:
+                        raise InvalidEventError(
+                            "a dict event needs a type name: NewEvent(data, type='Name')")
+                    data, schema = dumps(event, f"event {type_name!r}"), 1
+                else:
+                    name, data, schema = self.registry.encode(event)
+                    type_name = type_name or name
+                meta_text = dumps(meta, "metadata") if meta else "{}"
+            except EventlabError as exc:
+                raise type(exc)(f"event #{index + 1} of the batch: {exc}") from exc
+            explicit = event_id is not None
+            if explicit and not isinstance(event_id, uuid.UUID):
+                event_id = uuid.UUID(str(event_id))
+            batch.append(Pending(type_name, data, meta_text, str(event_id or uuid.uuid4()),
+                                 at, schema, explicit))
+        return batch
+
+    def append_batch(self, rows: Any) -> int:
+        """Append many streams at once from an Arrow table or DataFrame (``ANY`` each).
+
+        Columns: ``stream_id``, ``type``, ``data`` (JSON text or dict), and optionally
+        ``metadata``, ``event_id``, ``recorded_at``. Rows of one stream keep their
+        order. All or nothing; returns how many events were written.
+        """
+        from ..frames import batch_groups  # pandas/pyarrow only when used
+
+        groups = batch_groups(rows)
+        if not groups:
+            return 0
+        self._write([(sid, ANY, batch) for sid, batch in groups])
+        return sum(len(batch) for _, batch in groups)
+
+    def _resolve(self, stream_id: str, expected: Expected, actual: int,
+                 batch: Sequence[Pending]) -> int | None:
+        """Check an append against the stream; return a version if it is a retry.
+
+        Returns ``None`` when the batch must be written, or the version the
+        stream already reached if every event id is already stored in place.
+        """
+        if any(p.explicit_id for p in batch):
+            found = self._versions_of(stream_id, [p.event_id for p in batch])
+            if found:
+                versions = [found.get(p.event_id) for p in batch]
+                first = versions[0]
+                in_place = first is not None and versions == list(
+                    range(first, first + len(batch)))
+                if in_place and expectation_met(expected, first - 1):
+                    return versions[-1]
+                raise ConcurrencyError(stream_id, expected, actual)
+        if not expectation_met(expected, actual):
+            raise ConcurrencyError(stream_id, expected, actual)
+        return None
+
+    # -- reading --------------------------------------------------------------------
+
+    def read_stream(self, stream_id: str, from_version: int = 1,
+                    to_version: int | None = None) -> Iterator[RecordedEvent]:
+        """The events of one stream, ``from_version`` to ``to_version`` inclusive."""
+        check_stream_id(stream_id)
+        check_position("from_version", from_version)
+        if to_version is not None:
+            check_position("to_version", to_version)
+        return self._decode(self._read_stream_rows(stream_id, max(from_version, 1), to_version))
+
+    def read_all(self, from_position: int = 1, limit: int | None = None,
+                 types: Iterable[str] | None = None) -> Iterator[RecordedEvent]:
+        """The global log in position order, from ``from_position`` (inclusive)."""
+        check_position("from_position", from_position)
+        if limit is not None:
+            check_position("limit", limit)
+        type_list = _type_names(self.registry, types)
+        return self._decode(self._read_all_rows(max(from_position, 1), limit, type_list))
+
+    def _decode(self, rows: Iterable[Row]) -> Iterator[RecordedEvent]:
+        decode = self.registry.decode
+        for r in rows:
+            yield RecordedEvent(
+                r.position, r.stream_id, r.version, r.type,
+                decode(r.type, r.data, r.schema),
+                {} if r.metadata == "{}" else loads(r.metadata),
+                uuid.UUID(r.event_id), r.recorded_at)
+
+    def load_events(self, stream_id: str, from_version: int = 1,
+                    to_version: int | None = None) -> list[Any]:
+        """Only the decoded event objects of a stream: the fast path for rehydration."""
+        decode = self.registry.decode
+        return [decode(r.type, r.data, r.schema)
+                for r in self._read_stream_rows(stream_id, max(from_version, 1), to_version)]
+
+    # -- subscriptions ----------------------------------------------------------------
+
+    def add_listener(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(head)`` after every committed write (used by subscriptions)."""
+        with self._listeners_lock:
+            self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[int], None]) -> None:
+        with self._listeners_lock, contextlib.suppress(ValueError):
+            self._listeners.remove(callback)
+
+    def _notify(self, head: int) -> None:
+        for callback in list(self._listeners):
+            callback(head)
+
+    def subscribe(self, handler: Callable[[RecordedEvent], Any], from_position: int = 1,
+                  types: Iterable[str] | None = None) -> Any:
+        """Catch up from ``from_position``, then deliver each new event, in order, once."""
+        from ..subscription import Subscription
+
+        return Subscription(self, handler, from_position=from_position, types=types)
+
+    # -- what subclasses provide ------------------------------------------------------
+
+    @abstractmethod
+    def _write(self, groups: list[tuple[str, Expected, list[Pending]]]) -> list[int]:
+        """Atomically append each group; return each stream's new version."""
+
+    @abstractmethod
+    def _versions_of(self, stream_id: str, event_ids: list[str]) -> dict[str, int]:
+        """The stored versions of those event ids within the stream."""
+
+    @abstractmethod
+    def _read_stream_rows(self, stream_id: str, from_version: int,
+                          to_version: int | None) -> Iterable[Row]: ...
+
+    @abstractmethod
+    def _read_all_rows(self, from_position: int, limit: int | None,
+                       types: list[str] | None) -> Iterable[Row]: ...
+
+    @abstractmethod
+    def stream_version(self, stream_id: str) -> int:
+        """The version of the stream's last event (0 when it has none)."""
+
+    @abstractmethod
+    def head(self) -> int:
+        """The last global position (0 when the log is empty)."""
+
+    @abstractmethod
+    def delete_stream(self, stream_id: str) -> int:
+        """Delete a stream's events for good; return how many were deleted."""
+
+    @abstractmethod
+    def stream_ids(self) -> list[str]:
+        """Every stream id with at least one event, in order of first appearance."""
+
+    @abstractmethod
+    def save_snapshot(self, stream_id: str, key: str, version: int, state: str) -> None:
+        """Keep an aggregate's state (JSON text) at a version."""
+
+    @abstractmethod
+    def load_snapshot(self, stream_id: str, key: str) -> tuple[int, str] | None:
+        """The latest snapshot ``(version, state_json)`` for that stream and key."""
+
+    @abstractmethod
+    def load_checkpoint(self, name: str) -> tuple[int, str | None] | None:
+        """A named projector's stored ``(position, state_json)``, if any."""
+
+    @abstractmethod
+    def save_checkpoint(self, name: str, position: int, state: str | None,
+                        reset: bool = False) -> None:
+        """Store a projector's position and state together, atomically.
+
+        Checkpoints only move forward: an older position raises unless ``reset``.
+        """
+
+    def close(self) -> None:
+        """Release the store's resources."""
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _type_names(registry: EventRegistry, types: Iterable[Any] | None) -> list[str] | None:
+    if types is None:
+        return None
+    if isinstance(types, (str, type)):
+        types = [types]
+    return [registry.name_of_class(t) if isinstance(t, type) else str(t) for t in types]

@@ -1,0 +1,369 @@
+"""The DuckDB event store: a file (or memory) holding the log, snapshots and checkpoints.
+
+One process may hold a file read-write; within it, every writer shares one lock,
+so global positions are handed out in commit order and a catch-up reader can
+never see position 13 before 12. Stream versions are cached under that lock,
+which makes an append one INSERT statement.
+
+>>> import eventlab as el
+>>> store = el.connect()          # in memory
+>>> store.head()
+0
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from ..errors import (
+    ConcurrencyError,
+    EventlabError,
+    ReadOnlyStoreError,
+    StoreClosedError,
+    StoreLockedError,
+)
+from .base import EventStore, Expected, Pending, Row, check_checkpoint_forward
+
+TABLE = "eventlab_events"
+_COLUMNS = ("position, stream_id, version, type, data, metadata, event_id, "
+            "recorded_at, schema_version")
+_SCHEMA = (
+    f"""create table if not exists {TABLE} (
+        position bigint not null,
+        stream_id varchar not null,
+        version bigint not null,
+        type varchar not null,
+        data varchar not null,
+        metadata varchar not null default '{{}}',
+        event_id uuid not null,
+        recorded_at timestamptz not null,
+        schema_version integer not null default 1,
+        unique (stream_id, version))""",
+    f"create index if not exists {TABLE}_stream on {TABLE} (stream_id)",
+    """create table if not exists eventlab_snapshots (
+        stream_id varchar not null, key varchar not null, version bigint not null,
+        state varchar not null, taken_at timestamptz not null,
+        primary key (stream_id, key))""",
+    """create table if not exists eventlab_checkpoints (
+        name varchar primary key, position bigint not null, state varchar,
+        updated_at timestamptz not null)""",
+    "create table if not exists eventlab_meta (key varchar primary key, value varchar)",
+    f"""create or replace view events as
+        select position, stream_id, version, type, data::json as data,
+               metadata::json as metadata, event_id, recorded_at
+        from {TABLE}""",
+)
+_ROW_PARAMS = "(?, ?, ?, ?, ?, ?, ?::uuid, ?, ?)"
+_MAX_VALUES_ROWS = 64      # above this, inserts go through one Arrow table
+_READ_BATCH = 65_536
+_UTC = pa.timestamp("us", tz="+00:00")   # reads as datetime.timezone.utc
+
+
+class _FileState:
+    """What every store object on one database in this process shares."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.versions: dict[str, int] = {}
+        self.head = 0
+        self.users = 0
+
+
+_files: dict[str, _FileState] = {}
+_files_lock = threading.Lock()
+
+
+def _lock_error(path: str, exc: Exception) -> EventlabError:
+    text = str(exc)
+    if "lock" in text.lower() or "different configuration" in text:
+        holder = ""
+        if "PID" in text:
+            holder = " (" + text[text.index("PID"):].split(")")[0].rstrip(".") + ")"
+        return StoreLockedError(
+            f"{path} is in use by another process{holder}. DuckDB lets one process "
+            f"hold a file read-write: open it with el.connect({path!r}, read_only=True) "
+            "to read it alongside, or close the other kernel or process (store.close()) "
+            f"first. DuckDB said: {text}")
+    return EventlabError(f"cannot open {path}: {text}")
+
+
+class DuckDBEventStore(EventStore):
+    """An event store in a DuckDB database file, or in memory when ``path`` is None."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, read_only: bool = False,
+                 registry: Any = None) -> None:
+        super().__init__(registry)
+        self.path = None if path in (None, ":memory:") else os.fspath(path)
+        self.read_only = read_only
+        try:
+            self._db = duckdb.connect(self.path or ":memory:", read_only=read_only)
+        except (duckdb.IOException, duckdb.ConnectionException,
+                duckdb.InvalidInputException) as exc:
+            raise _lock_error(self.path or ":memory:", exc) from None
+        self._closed = False
+        if not read_only:
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+        elif not self._db.execute(
+                "select 1 from information_schema.tables where table_name = ?",
+                [TABLE]).fetchall():
+            self._db.close()
+            raise EventlabError(f"{self.path} holds no eventlab event log")
+        self._key = os.path.realpath(self.path) if self.path else f"memory:{id(self)}"
+        with _files_lock:
+            state = _files.get(self._key)
+            if state is None:
+                state = _files[self._key] = _FileState()
+                state.head = self._stored_head()
+            state.users += 1
+        self._state = state
+
+    # -- connections ------------------------------------------------------------------
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A fresh cursor: each read gets its own, so threads never share one."""
+        if self._closed:
+            raise StoreClosedError("this store is closed")
+        return self._db.cursor()
+
+    def _writer(self) -> duckdb.DuckDBPyConnection:
+        if self._closed:
+            raise StoreClosedError("this store is closed")
+        if self.read_only:
+            raise ReadOnlyStoreError(
+                f"{self.path} was opened with read_only=True; open it without to write")
+        return self._db
+
+    def _stored_head(self) -> int:
+        row = self._db.execute(
+            f"select greatest(coalesce((select max(position) from {TABLE}), 0), "
+            "coalesce((select value::bigint from eventlab_meta where key = 'head_floor'), 0))"
+        ).fetchone()
+        return int(row[0])
+
+    # -- writing ----------------------------------------------------------------------
+
+    def _write(self, groups: list[tuple[str, Expected, list[Pending]]]) -> list[int]:
+        db = self._writer()
+        state = self._state
+        with state.lock:
+            results, plan = [], []
+            planned: dict[str, int] = {}
+            for stream_id, expected, batch in groups:
+                actual = planned[stream_id] if stream_id in planned else self._version(stream_id)
+                retry = self._resolve(stream_id, expected, actual, batch)
+                if retry is not None:
+                    results.append(retry)
+                    continue
+                planned[stream_id] = actual + len(batch)
+                results.append(actual + len(batch))
+                plan.append((stream_id, expected, actual, batch))
+            if not plan:
+                return results
+            rows, position = [], state.head
+            for stream_id, _, actual, batch in plan:
+                for offset, p in enumerate(batch, start=1):
+                    position += 1
+                    rows.append((position, stream_id, actual + offset, p.type, p.data,
+                                 p.metadata, p.event_id, p.recorded_at, p.schema))
+            try:
+                self._insert(db, rows)
+            except (duckdb.ConstraintException, duckdb.TransactionException) as exc:
+                # Someone got there first (another store object on this file bypassing
+                # the cache cannot exist, but be safe): report the stream that moved.
+                state.versions.clear()
+                for stream_id, expected, actual, _ in plan:
+                    now = self._version(stream_id)
+                    if now != actual:
+                        raise ConcurrencyError(stream_id, expected, now) from exc
+                stream_id, expected, _, _ = plan[0]
+                raise ConcurrencyError(stream_id, expected, self._version(stream_id)) from exc
+            state.versions.update(planned)
+            state.head = position
+        self._notify(position)
+        return results
+
+    @staticmethod
+    def _insert(db: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
+        if len(rows) <= _MAX_VALUES_ROWS:
+            values = ", ".join([_ROW_PARAMS] * len(rows))
+            params = [value for row in rows for value in row]
+            db.execute(f"insert into {TABLE} ({_COLUMNS}) values {values}", params)
+            return
+        columns = list(zip(*rows, strict=True))
+        batch = pa.table({
+            "position": pa.array(columns[0], pa.int64()),
+            "stream_id": pa.array(columns[1], pa.string()),
+            "version": pa.array(columns[2], pa.int64()),
+            "type": pa.array(columns[3], pa.string()),
+            "data": pa.array(columns[4], pa.string()),
+            "metadata": pa.array(columns[5], pa.string()),
+            "event_id": pa.array(columns[6], pa.string()),
+            "recorded_at": pa.array(columns[7], _UTC),
+            "schema_version": pa.array(columns[8], pa.int32()),
+        })
+        db.register("_eventlab_batch", batch)
+        try:
+            db.execute(f"insert into {TABLE} ({_COLUMNS}) select position, stream_id, "
+                       "version, type, data, metadata, event_id::uuid, recorded_at, "
+                       "schema_version from _eventlab_batch")
+        finally:
+            db.unregister("_eventlab_batch")
+
+    def _version(self, stream_id: str) -> int:
+        """The stream's version, from the cache when this process knows it."""
+        cached = self._state.versions.get(stream_id)
+        if cached is None:
+            row = self._cursor().execute(
+                f"select coalesce(max(version), 0) from {TABLE} where stream_id = ?",
+                [stream_id]).fetchone()
+            cached = int(row[0])
+            if not self.read_only:
+                self._state.versions[stream_id] = cached
+        return cached
+
+    def _versions_of(self, stream_id: str, event_ids: list[str]) -> dict[str, int]:
+        rows = self._cursor().execute(
+            f"select event_id::varchar, version from {TABLE} "
+            "where stream_id = ? and event_id in (select unnest(?::uuid[]))",
+            [stream_id, event_ids]).fetchall()
+        return dict(rows)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def _read_stream_rows(self, stream_id: str, from_version: int,
+                          to_version: int | None) -> Iterable[Row]:
+        query = f"select {_COLUMNS} from {TABLE} where stream_id = ? and version >= ?"
+        params: list[Any] = [stream_id, from_version]
+        if to_version is not None:
+            query += " and version <= ?"
+            params.append(to_version)
+        table = self._cursor().sql(query + " order by version", params=params).to_arrow_table()
+        return _rows(table)
+
+    def _read_all_rows(self, from_position: int, limit: int | None,
+                       types: list[str] | None) -> Iterator[Row]:
+        query = f"select {_COLUMNS} from {TABLE} where position >= ?"
+        params: list[Any] = [from_position]
+        if types is not None:
+            query += " and type in (select unnest(?::varchar[]))"
+            params.append(types)
+        query += " order by position"
+        if limit is not None:
+            query += f" limit {int(limit)}"
+        cursor = self._cursor()
+        reader = cursor.sql(query, params=params).to_arrow_reader(_READ_BATCH)
+        try:
+            for batch in reader:
+                yield from _rows(batch)
+        finally:
+            cursor.close()
+
+    def stream_version(self, stream_id: str) -> int:
+        return self._version(stream_id)
+
+    def head(self) -> int:
+        if self.read_only:
+            return self._stored_head()
+        return self._state.head
+
+    def stream_ids(self) -> list[str]:
+        rows = self._cursor().execute(
+            f"select stream_id from {TABLE} group by stream_id order by min(position)"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def delete_stream(self, stream_id: str) -> int:
+        db = self._writer()
+        with self._state.lock:
+            db.execute("begin")
+            try:
+                count = db.execute(f"delete from {TABLE} where stream_id = ?",
+                                   [stream_id]).fetchone()[0]
+                db.execute("delete from eventlab_snapshots where stream_id = ?", [stream_id])
+                # positions are never reused, even when the newest events were deleted
+                db.execute("insert or replace into eventlab_meta values ('head_floor', ?)",
+                           [str(self._state.head)])
+                db.execute("commit")
+            except BaseException:
+                db.execute("rollback")
+                raise
+            self._state.versions.pop(stream_id, None)
+            return int(count)
+
+    # -- snapshots and checkpoints ------------------------------------------------------
+
+    def save_snapshot(self, stream_id: str, key: str, version: int, state: str) -> None:
+        db = self._writer()
+        with self._state.lock:
+            db.execute("insert or replace into eventlab_snapshots values (?, ?, ?, ?, ?)",
+                       [stream_id, key, version, state, datetime.now(UTC)])
+
+    def load_snapshot(self, stream_id: str, key: str) -> tuple[int, str] | None:
+        row = self._cursor().execute(
+            "select version, state from eventlab_snapshots where stream_id = ? and key = ?",
+            [stream_id, key]).fetchone()
+        return (int(row[0]), row[1]) if row else None
+
+    def load_checkpoint(self, name: str) -> tuple[int, str | None] | None:
+        row = self._cursor().execute(
+            "select position, state from eventlab_checkpoints where name = ?", [name]).fetchone()
+        return (int(row[0]), row[1]) if row else None
+
+    def save_checkpoint(self, name: str, position: int, state: str | None,
+                        reset: bool = False) -> None:
+        db = self._writer()
+        with self._state.lock:
+            if not reset:
+                stored = self.load_checkpoint(name)
+                check_checkpoint_forward(name, stored[0] if stored else None, position)
+            db.execute("insert or replace into eventlab_checkpoints values (?, ?, ?, ?)",
+                       [name, position, state, datetime.now(UTC)])
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The underlying DuckDB connection, for SQL of your own (read with care)."""
+        return self._cursor()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with _files_lock:
+            self._state.users -= 1
+            if self._state.users == 0:
+                _files.pop(self._key, None)
+        self._db.close()
+
+    def __repr__(self) -> str:
+        where = self.path or ":memory:"
+        mode = ", read_only=True" if self.read_only else ""
+        return f"DuckDBEventStore({where!r}{mode})"
+
+
+def _rows(table: pa.Table | pa.RecordBatch) -> Iterator[Row]:
+    columns = [table.column(i) for i in range(table.num_columns)]
+    columns[7] = columns[7].cast(_UTC)
+    return map(Row._make, zip(*(c.to_pylist() for c in columns), strict=True))
+
+
+def connect(path: str | os.PathLike[str] | None = None, read_only: bool = False,
+            registry: Any = None) -> DuckDBEventStore:
+    """Open an event store on DuckDB: in memory (the default) or in a file.
+
+    >>> store = connect()
+    >>> store.path is None
+    True
+    >>> store.close()
+    """
+    return DuckDBEventStore(path, read_only=read_only, registry=registry)

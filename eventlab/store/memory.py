@@ -1,0 +1,121 @@
+"""A pure-Python event store: the same contract as DuckDB, kept in lists and dicts.
+
+Fast for unit tests and exercises; it keeps the encoded JSON, so what reads
+back is exactly what a DuckDB store would give.
+
+>>> store = InMemoryEventStore()
+>>> store.head()
+0
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Iterable
+
+from .base import EventStore, Expected, Pending, Row, check_checkpoint_forward
+
+
+class InMemoryEventStore(EventStore):
+    """Events in memory; thread-safe; gone when the object is."""
+
+    def __init__(self, registry=None) -> None:
+        super().__init__(registry)
+        self._lock = threading.RLock()
+        self._log: list[Row] = []                 # in position order
+        self._streams: dict[str, list[Row]] = {}
+        self._snapshots: dict[tuple[str, str], tuple[int, str]] = {}
+        self._checkpoints: dict[str, tuple[int, str | None]] = {}
+        self._head = 0
+
+    def _write(self, groups: list[tuple[str, Expected, list[Pending]]]) -> list[int]:
+        with self._lock:
+            results, plan = [], []
+            planned: dict[str, int] = {}
+            for stream_id, expected, batch in groups:
+                actual = planned.get(stream_id, self.stream_version(stream_id))
+                retry = self._resolve(stream_id, expected, actual, batch)
+                if retry is not None:
+                    results.append(retry)
+                    continue
+                planned[stream_id] = actual + len(batch)
+                results.append(actual + len(batch))
+                plan.append((stream_id, actual, batch))
+            position = self._head
+            for stream_id, actual, batch in plan:
+                rows = self._streams.setdefault(stream_id, [])
+                for offset, p in enumerate(batch, start=1):
+                    position += 1
+                    row = Row(position, stream_id, actual + offset, p.type, p.data,
+                              p.metadata, p.event_id, p.recorded_at, p.schema)
+                    rows.append(row)
+                    self._log.append(row)
+            wrote = position != self._head
+            self._head = position
+        if wrote:
+            self._notify(position)
+        return results
+
+    def _versions_of(self, stream_id: str, event_ids: list[str]) -> dict[str, int]:
+        wanted = set(event_ids)
+        return {r.event_id: r.version for r in self._streams.get(stream_id, ())
+                if r.event_id in wanted}
+
+    def _read_stream_rows(self, stream_id: str, from_version: int,
+                          to_version: int | None) -> Iterable[Row]:
+        with self._lock:
+            rows = self._streams.get(stream_id, [])
+            end = len(rows) if to_version is None else min(to_version, len(rows))
+            return rows[from_version - 1:end]
+
+    def _read_all_rows(self, from_position: int, limit: int | None,
+                       types: list[str] | None) -> Iterable[Row]:
+        with self._lock:
+            start = bisect.bisect_left(self._log, from_position, key=lambda r: r.position)
+            rows = self._log[start:]
+        if types is not None:
+            wanted = set(types)
+            rows = [r for r in rows if r.type in wanted]
+        return rows if limit is None else rows[:limit]
+
+    def stream_version(self, stream_id: str) -> int:
+        rows = self._streams.get(stream_id)
+        return rows[-1].version if rows else 0
+
+    def head(self) -> int:
+        return self._head
+
+    def stream_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._streams)
+
+    def delete_stream(self, stream_id: str) -> int:
+        with self._lock:
+            rows = self._streams.pop(stream_id, [])
+            if rows:
+                self._log = [r for r in self._log if r.stream_id != stream_id]
+            for key in [k for k in self._snapshots if k[0] == stream_id]:
+                del self._snapshots[key]
+            return len(rows)
+
+    def save_snapshot(self, stream_id: str, key: str, version: int, state: str) -> None:
+        with self._lock:
+            self._snapshots[(stream_id, key)] = (version, state)
+
+    def load_snapshot(self, stream_id: str, key: str) -> tuple[int, str] | None:
+        return self._snapshots.get((stream_id, key))
+
+    def load_checkpoint(self, name: str) -> tuple[int, str | None] | None:
+        return self._checkpoints.get(name)
+
+    def save_checkpoint(self, name: str, position: int, state: str | None,
+                        reset: bool = False) -> None:
+        with self._lock:
+            if not reset:
+                stored = self._checkpoints.get(name)
+                check_checkpoint_forward(name, stored[0] if stored else None, position)
+            self._checkpoints[name] = (position, state)
+
+    def __repr__(self) -> str:
+        return f"InMemoryEventStore(streams={len(self._streams)}, head={self._head})"
