@@ -111,7 +111,7 @@ class DuckDBEventStore(EventStore):
         self._closed = False
         if not read_only:
             for statement in _SCHEMA:
-                self._db.execute(statement)
+                self._db.execute(statement).fetchall()
         elif not self._db.execute(
                 "select 1 from information_schema.tables where table_name = ?",
                 [TABLE]).fetchall():
@@ -146,8 +146,8 @@ class DuckDBEventStore(EventStore):
         row = self._db.execute(
             f"select greatest(coalesce((select max(position) from {TABLE}), 0), "
             "coalesce((select value::bigint from eventlab_meta where key = 'head_floor'), 0))"
-        ).fetchone()
-        return int(row[0])
+        ).fetchall()
+        return int(row[0][0])
 
     # -- writing ----------------------------------------------------------------------
 
@@ -160,8 +160,8 @@ class DuckDBEventStore(EventStore):
             for stream_id, expected, batch in groups:
                 actual = planned[stream_id] if stream_id in planned else self._version(stream_id)
                 retry = self._resolve(stream_id, expected, actual, batch)
-                if retry is not None:
-                    results.append(retry)
+                if retry is not None or not batch:
+                    results.append(actual if retry is None else retry)
                     continue
                 planned[stream_id] = actual + len(batch)
                 results.append(actual + len(batch))
@@ -196,7 +196,7 @@ class DuckDBEventStore(EventStore):
         if len(rows) <= _MAX_VALUES_ROWS:
             values = ", ".join([_ROW_PARAMS] * len(rows))
             params = [value for row in rows for value in row]
-            db.execute(f"insert into {TABLE} ({_COLUMNS}) values {values}", params)
+            db.execute(f"insert into {TABLE} ({_COLUMNS}) values {values}", params).fetchall()
             return
         columns = list(zip(*rows, strict=True))
         batch = pa.table({
@@ -214,7 +214,7 @@ class DuckDBEventStore(EventStore):
         try:
             db.execute(f"insert into {TABLE} ({_COLUMNS}) select position, stream_id, "
                        "version, type, data, metadata, event_id::uuid, recorded_at, "
-                       "schema_version from _eventlab_batch")
+                       "schema_version from _eventlab_batch").fetchall()
         finally:
             db.unregister("_eventlab_batch")
 
@@ -284,17 +284,18 @@ class DuckDBEventStore(EventStore):
     def delete_stream(self, stream_id: str) -> int:
         db = self._writer()
         with self._state.lock:
-            db.execute("begin")
+            db.execute("begin").fetchall()
             try:
                 count = db.execute(f"delete from {TABLE} where stream_id = ?",
                                    [stream_id]).fetchone()[0]
-                db.execute("delete from eventlab_snapshots where stream_id = ?", [stream_id])
+                db.execute("delete from eventlab_snapshots where stream_id = ?",
+                           [stream_id]).fetchall()
                 # positions are never reused, even when the newest events were deleted
                 db.execute("insert or replace into eventlab_meta values ('head_floor', ?)",
-                           [str(self._state.head)])
-                db.execute("commit")
+                           [str(self._state.head)]).fetchall()
+                db.execute("commit").fetchall()
             except BaseException:
-                db.execute("rollback")
+                db.execute("rollback").fetchall()
                 raise
             self._state.versions.pop(stream_id, None)
             return int(count)
@@ -305,7 +306,7 @@ class DuckDBEventStore(EventStore):
         db = self._writer()
         with self._state.lock:
             db.execute("insert or replace into eventlab_snapshots values (?, ?, ?, ?, ?)",
-                       [stream_id, key, version, state, datetime.now(UTC)])
+                       [stream_id, key, version, state, datetime.now(UTC)]).fetchall()
 
     def load_snapshot(self, stream_id: str, key: str) -> tuple[int, str] | None:
         row = self._cursor().execute(
@@ -326,7 +327,7 @@ class DuckDBEventStore(EventStore):
                 stored = self.load_checkpoint(name)
                 check_checkpoint_forward(name, stored[0] if stored else None, position)
             db.execute("insert or replace into eventlab_checkpoints values (?, ?, ?, ?)",
-                       [name, position, state, datetime.now(UTC)])
+                       [name, position, state, datetime.now(UTC)]).fetchall()
 
     # -- lifetime ----------------------------------------------------------------------
 

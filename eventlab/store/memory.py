@@ -36,8 +36,8 @@ class InMemoryEventStore(EventStore):
             for stream_id, expected, batch in groups:
                 actual = planned.get(stream_id, self.stream_version(stream_id))
                 retry = self._resolve(stream_id, expected, actual, batch)
-                if retry is not None:
-                    results.append(retry)
+                if retry is not None or not batch:
+                    results.append(actual if retry is None else retry)
                     continue
                 planned[stream_id] = actual + len(batch)
                 results.append(actual + len(batch))

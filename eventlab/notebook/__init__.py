@@ -1,0 +1,36 @@
+"""Notebook views of the log: time travel, projection charts, log plots, a concurrency lab.
+
+This package is the only part of eventlab that uses ipywidgets and matplotlib;
+each view loads on first use, so ``import eventlab`` stays light.
+
+>>> from eventlab.notebook import ConcurrencyLab
+>>> ConcurrencyLab().winner
+'A'
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "TimeTravel": "timetravel_view",
+    "ProjectionChart": "projection_chart",
+    "animate_projection": "projection_chart",
+    "LogView": "logview",
+    "ConcurrencyLab": "concurrency",
+    "plot_events_over_time": "plots",
+    "plot_type_counts": "plots",
+    "plot_stream_lengths": "plots",
+    "plot_swimlanes": "plots",
+    "plot_directly_follows": "plots",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'eventlab.notebook' has no attribute {name!r}")
+    return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+
+
+__all__ = list(_LAZY)

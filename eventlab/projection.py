@@ -1,0 +1,300 @@
+"""Projections: folds over the global log, run by a ``Projector`` that remembers where it was.
+
+A ``Projection`` says what state starts as and how one ``RecordedEvent``
+changes it. A ``Projector`` runs it over a store: ``run()`` catches up to the
+head, ``follow()`` keeps it up to date live. A *named* projector stores its
+state and position together, in one checkpoint row, so a reopened store resumes
+exactly where the last checkpoint left off: no event applied twice, none skipped.
+
+>>> import eventlab as el
+>>> from eventlab.examples.bank import Deposited, Opened
+>>> class Deposits(el.Projection):
+...     types = ["Deposited"]
+...     def initial_state(self):
+...         return 0.0
+...     def apply(self, state, event):
+...         return state + event.data.amount
+>>> store = el.InMemoryEventStore()
+>>> _ = store.append("acc-1", [Opened("ada"), Deposited(10), Deposited(5)])
+>>> p = el.Projector(store, Deposits(), name="deposits")
+>>> p.run(), p.state, p.position
+(2, 15.0, 3)
+>>> el.Projector(store, Deposits(), name="deposits").state   # resumed from the checkpoint
+15.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import msgspec
+
+from .envelope import RecordedEvent
+from .errors import ApplyError, EventlabError, SerializationError
+from .events import dumps, loads, to_builtins
+from .sqlprojection import SqlProjection
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .store.base import EventStore
+    from .subscription import Subscription
+
+
+class Projection:
+    """A fold over the global log. Override ``initial_state`` and ``apply``.
+
+    ``types`` (type names or event classes) limits the events ``apply`` sees.
+    ``state_type`` (e.g. ``dict[int, float]``) tells a named projector how to
+    rebuild its state from JSON when ``type(initial_state())`` is not enough;
+    dataclass states are rebuilt from their class without it.
+    """
+
+    types: ClassVar[Sequence[Any] | None] = None
+    state_type: ClassVar[Any] = None
+
+    def initial_state(self) -> Any:
+        """The state before any event."""
+        return None
+
+    def apply(self, state: Any, event: RecordedEvent) -> Any:
+        """Return the state after ``event`` (a ``RecordedEvent``: ``event.data`` is the payload)."""
+        raise NotImplementedError(f"{type(self).__name__}.apply")
+
+    @property
+    def name(self) -> str:
+        return type(self).__qualname__
+
+
+def type_names(store: EventStore, types: Iterable[Any] | None) -> set[str] | None:
+    """The stored type names ``types`` (names or classes) stand for, or None for all."""
+    if types is None:
+        return None
+    if isinstance(types, (str, type)):
+        types = [types]
+    return {store.registry.name_of_class(t) if isinstance(t, type) else str(t) for t in types}
+
+
+def apply_error(where: str, exc: Exception, event: RecordedEvent) -> ApplyError:
+    return ApplyError(where, exc, stream_id=event.stream_id, version=event.version,
+                      position=event.position, type=event.type)
+
+
+class Projector:
+    """Runs a projection over a store; with ``name``, keeps a durable checkpoint.
+
+    A named projector saves ``(position, state)`` atomically at the end of each
+    ``run()`` and every ``checkpoint_every`` applied events (while following:
+    when idle, at most once a second unless ``checkpoint_every`` events piled
+    up, and on close). After an ``ApplyError`` the state is the one after the
+    last good event, unless ``apply`` changed the state in place; ``rebuild()``
+    starts over from position 0.
+    """
+
+    def __init__(self, store: EventStore, projection: Projection, name: str | None = None, *,
+                 checkpoint_every: int = 1000) -> None:
+        if not isinstance(projection, Projection):
+            raise TypeError(f"projection must be an el.Projection instance, got {projection!r}")
+        if checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be a positive number of events")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"a projector name must be a non-empty str, got {name!r}")
+        self.store = store
+        self.projection = projection
+        self.name = name
+        self.checkpoint_every = checkpoint_every
+        self.subscription: Subscription | None = None
+        self._types = type_names(store, projection.types)
+        self._lock = threading.RLock()
+        self._dirty = 0
+        self._last_save = time.monotonic()
+        self._failed = False
+        self.state: Any = projection.initial_state()
+        self.position = 0
+        if name is not None:
+            found = store.load_checkpoint(name)
+            if found is not None:
+                self.position, text = found
+                if text is not None:
+                    self.state = self._restore(text)
+
+    @property
+    def _where(self) -> str:
+        return f"{self.projection.name}.apply" + (f" (projector {self.name!r})"
+                                                  if self.name else "")
+
+    # -- running ---------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Apply every event up to the head; return how many were applied."""
+        with self._lock:
+            head = self.store.head()
+            if head <= self.position:
+                return 0
+            types = None if self._types is None else sorted(self._types)
+            applied = self._fold(self.store.read_all(self.position + 1, types=types), head)
+            self.position = max(self.position, head)  # events skipped by `types` count too
+            if self.name is not None:
+                self.checkpoint()
+            return applied
+
+    def _fold(self, events: Iterable[RecordedEvent], head: int) -> int:
+        apply = self.projection.apply
+        every = self.checkpoint_every if self.name is not None else 0
+        state, last, applied = self.state, self.position, 0
+        for event in events:
+            if event.position > head:
+                break
+            try:
+                state = apply(state, event)
+            except Exception as exc:
+                self.state, self.position = state, last
+                raise apply_error(self._where, exc, event) from exc
+            last = event.position
+            applied += 1
+            if every and applied % every == 0:
+                self.state, self.position = state, last
+                self.checkpoint()
+        self.state, self.position = state, last
+        return applied
+
+    def rebuild(self) -> int:
+        """Start over from position 0 (resetting the checkpoint) and run to the head."""
+        with self._lock:
+            self.state, self.position = self.projection.initial_state(), 0
+            if self.name is not None:
+                self.store.save_checkpoint(self.name, 0, self._dump(), reset=True)
+            self._failed = False
+            return self.run()
+
+    def follow(self, poll_interval: float | None = 0.5) -> Subscription:
+        """Catch up, then apply each new event as it is appended, in a background thread.
+
+        Returns the ``Subscription``: ``wait_until(position)``, ``close()``, ``.error``
+        (an ``ApplyError`` when the projection fails). Read ``.state`` any time.
+        """
+        from .subscription import Subscription
+
+        with self._lock:
+            if self.subscription is not None and self.subscription.running:
+                return self.subscription
+            self._failed = False
+            self.subscription = Subscription(
+                self.store, self._live, from_position=self.position + 1,
+                poll_interval=poll_interval, name=f"eventlab-projector-{self.name or id(self)}",
+                on_idle=self._idle, on_close=self._closed)
+            return self.subscription
+
+    def _live(self, event: RecordedEvent) -> None:
+        with self._lock:
+            if event.position <= self.position:
+                return  # a run() got there first
+            if self._types is None or event.type in self._types:
+                try:
+                    self.state = self.projection.apply(self.state, event)
+                except Exception as exc:
+                    self._failed = True
+                    raise apply_error(self._where, exc, event) from exc
+            self.position = event.position
+            self._dirty += 1
+
+    def _idle(self) -> None:
+        if self.name is None or not self._dirty:
+            return
+        if (self._dirty >= self.checkpoint_every
+                or time.monotonic() - self._last_save >= 1.0):
+            with self._lock:
+                self.checkpoint()
+
+    def _closed(self) -> None:
+        if self.name is not None and self._dirty and not self._failed:
+            with self._lock:
+                self.checkpoint()
+
+    # -- checkpoints --------------------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """Store the state and position now (named projectors only)."""
+        if self.name is None:
+            raise EventlabError("an unnamed projector keeps no checkpoint; give it name=...")
+        with self._lock:
+            self.store.save_checkpoint(self.name, self.position, self._dump())
+            self._dirty = 0
+            self._last_save = time.monotonic()
+
+    def _dump(self) -> str:
+        what = f"state of projector {self.name!r} ({self.projection.name})"
+        try:
+            plain = to_builtins(self.state)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise SerializationError(f"{what} cannot be stored as JSON: {exc}") from exc
+        return dumps(plain, what)
+
+    def _restore(self, text: str) -> Any:
+        target = self.projection.state_type
+        if target is None:
+            kind = type(self.state)
+            target = kind if dataclasses.is_dataclass(kind) else None
+        try:
+            data = loads(text)
+            return data if target is None else msgspec.convert(data, target, strict=False)
+        except (msgspec.MsgspecError, TypeError, ValueError) as exc:
+            raise SerializationError(
+                f"the stored state of projector {self.name!r} does not fit "
+                f"{self.projection.name}: {exc}; call rebuild() to start over") from exc
+
+    def __repr__(self) -> str:
+        label = f" {self.name!r}" if self.name else ""
+        return f"<Projector{label} {self.projection.name} at position {self.position}>"
+
+
+def project_history(store: EventStore, projection: Projection, every: int = 1, *,
+                    until: int | None = None) -> pd.DataFrame:
+    """The projection's value as the log is applied: one row every ``every`` events.
+
+    Columns: ``position``, ``events`` (how many applied so far), then the state:
+    a dataclass's fields, a dict's keys, or one ``state`` column. The first row
+    is the initial state (position 0), the last is the state at the head (or
+    ``until``).
+
+    >>> import eventlab as el
+    >>> from eventlab.examples.bank import Deposited
+    >>> class Total(el.Projection):
+    ...     def initial_state(self): return 0.0
+    ...     def apply(self, state, event): return state + event.data.amount
+    >>> store = el.InMemoryEventStore()
+    >>> _ = store.append("a", [Deposited(1), Deposited(2)])
+    >>> el.project_history(store, Total())["state"].tolist()
+    [0.0, 1.0, 3.0]
+    """
+    import pandas as pd
+
+    from .timetravel import state_record
+
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"every must be a positive int, got {every!r}")
+    types = type_names(store, projection.types)
+    state, applied, position = projection.initial_state(), 0, 0
+    rows = [{"position": 0, "events": 0, **state_record(state)}]
+    apply, where = projection.apply, f"{projection.name}.apply"
+    for event in store.read_all(1, types=None if types is None else sorted(types)):
+        if until is not None and event.position > until:
+            break
+        try:
+            state = apply(state, event)
+        except Exception as exc:
+            raise apply_error(where, exc, event) from exc
+        applied, position = applied + 1, event.position
+        if applied % every == 0:
+            rows.append({"position": position, "events": applied, **state_record(state)})
+    if applied % every:
+        rows.append({"position": position, "events": applied, **state_record(state)})
+    return pd.DataFrame(rows)
+
+
+__all__ = ["Projection", "Projector", "SqlProjection", "apply_error", "project_history",
+           "type_names"]

@@ -1,0 +1,30 @@
+"""Exercise checking for the course notebooks.
+
+Each exercise cell starts as a stub that raises ``NotImplementedError``.
+``attempt(check, answer)`` runs a check on the learner's answer: an untouched
+stub is reported as "not attempted" (so a notebook still runs top to bottom),
+a wrong answer fails with the reason, a right one prints a tick.
+
+>>> def check(fn):
+...     assert fn(2) == 4, "double 2 should be 4"
+>>> attempt(check, lambda x: x * 2)
+✓ correct
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def attempt(check: Callable[..., Any], *answer: Any) -> None:
+    """Run ``check(*answer)``: say so if the answer is still a stub, raise if it is wrong."""
+    try:
+        check(*answer)
+    except NotImplementedError:
+        print("Not attempted yet: replace the NotImplementedError with your code, run that "
+              "cell, then this one. (The solution is in the hidden cell below.)")
+        return
+    except AssertionError as wrong:
+        raise AssertionError(f"Not quite: {wrong}") from None
+    print("✓ correct")

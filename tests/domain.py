@@ -1,0 +1,28 @@
+"""Event classes the tests append (registered once, at import)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import eventlab as el
+
+
+@dataclass(frozen=True)
+class Noted:
+    text: str
+
+
+@dataclass(frozen=True)
+class Counted:
+    n: int
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Unstorable:
+    """Holds an object msgspec cannot encode."""
+
+    thing: object
+
+
+el.register(Noted, Counted, Unstorable)

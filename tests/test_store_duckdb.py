@@ -1,0 +1,188 @@
+"""What only the DuckDB store must do: threads, other processes, raw conflicts, files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import duckdb
+import pytest
+
+import eventlab as el
+from domain import Counted, Noted, Unstorable
+
+WRITERS, PER_WRITER = 4, 40
+
+
+def test_four_threads_on_one_stream_lose_and_duplicate_nothing(db_path):
+    store = el.connect(db_path)
+    store.append("shared", [Noted("start")])
+    seen_by_reader: list[int] = []
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            done = 0
+            while done < PER_WRITER:
+                version = store.stream_version("shared")
+                try:
+                    store.append("shared", [Counted(n, [str(done)])], expected_version=version)
+                    done += 1
+                except el.ConcurrencyError:
+                    pass
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    def reader() -> None:
+        last = 0
+        while not stop.is_set() or last < store.head():
+            for event in store.read_all(from_position=last + 1):
+                seen_by_reader.append(event.position)
+                last = event.position
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
+    catch_up = threading.Thread(target=reader)
+    catch_up.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    catch_up.join()
+    assert errors == []
+
+    events = list(store.read_stream("shared"))
+    total = 1 + WRITERS * PER_WRITER
+    assert [e.version for e in events] == list(range(1, total + 1))
+    written = sorted((e.data.n, int(e.data.tags[0])) for e in events[1:])
+    assert written == sorted((n, i) for n in range(WRITERS) for i in range(PER_WRITER))
+    # the catch-up reader saw every position once, in order, never skipping one
+    assert seen_by_reader == list(range(1, total + 1))
+    store.close()
+
+
+def test_conflict_from_behind_the_cache_is_a_concurrency_error(db_path):
+    store = el.connect(db_path)
+    store.append("s", [Noted("1")])
+    # a row written past the store (as another tool might): the cache still says 1
+    store.connection.execute(
+        "insert into eventlab_events values (99, 's', 2, 'Noted', '{\"text\":\"x\"}', '{}', "
+        "uuid(), now(), 1)")
+    with pytest.raises(el.ConcurrencyError) as caught:
+        store.append("s", [Noted("mine")], expected_version=1)
+    assert (caught.value.expected, caught.value.actual) == (1, 2)
+    assert [e.data.text for e in store.read_stream("s")] == ["1", "x"]
+    assert store.append("s", [Noted("3")], expected_version=2) == 3
+    store.close()
+
+
+def test_an_uncommitted_rival_never_duplicates_a_version(db_path):
+    store = el.connect(db_path)
+    store.append("s", [Noted("1")])
+    rival = store.connection
+    rival.execute("begin")
+    rival.execute("insert into eventlab_events values (50, 's', 2, 'Noted', "
+                  "'{\"text\":\"theirs\"}', '{}', uuid(), now(), 1)")
+    assert store.append("s", [Noted("mine")], expected_version=1) == 2
+    with pytest.raises((duckdb.TransactionException, duckdb.ConstraintException)):
+        rival.execute("commit")
+    assert [e.data.text for e in store.read_stream("s")] == ["1", "mine"]
+    store.close()
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    import eventlab as el
+    store = el.connect(sys.argv[1])
+    store.append("held", [el.NewEvent({"n": 1}, type="T")])
+    print("ready", flush=True)
+    time.sleep(60)
+""")
+
+
+def test_second_process_gets_a_clear_lock_error(db_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db_path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        started = time.monotonic()
+        with pytest.raises(el.StoreLockedError) as caught:
+            el.connect(db_path)
+        assert time.monotonic() - started < 5  # at once, not after a timeout
+        message = str(caught.value)
+        assert "in use by another process" in message
+        assert "read_only=True" in message and "close the other kernel" in message
+        assert str(db_path) in message
+        with pytest.raises(el.StoreLockedError):
+            el.connect(db_path, read_only=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    with el.connect(db_path, read_only=True) as reader, \
+            el.connect(db_path, read_only=True) as another:
+        assert reader.head() == another.head() == 1
+
+
+def test_read_only_store_refuses_writes(db_path):
+    el.connect(db_path).close()
+    with el.connect(db_path, read_only=True) as store, \
+            pytest.raises(el.ReadOnlyStoreError, match="read_only=True"):
+        store.append("s", [Noted("a")])
+
+
+def test_fresh_process_reads_every_event_back(db_path):
+    writer = textwrap.dedent("""
+        import sys
+        import eventlab as el
+        sys.path.insert(0, sys.argv[2])
+        from domain import Noted
+        with el.connect(sys.argv[1]) as store:
+            for i in range(30):
+                store.append(f"s-{i % 3}", [Noted(str(i))])
+    """)
+    tests_dir = str(__import__("pathlib").Path(__file__).parent)
+    subprocess.run([sys.executable, "-c", writer, str(db_path), tests_dir], check=True)
+    with el.connect(db_path) as store:
+        log = list(store.read_all())
+        assert [e.position for e in log] == list(range(1, 31))
+        assert [e.data for e in log] == [Noted(str(i)) for i in range(30)]
+        assert {s: store.stream_version(s) for s in store.stream_ids()} == {
+            "s-0": 10, "s-1": 10, "s-2": 10}
+        assert store.append("s-0", [Noted("more")], expected_version=10) == 11
+
+
+def test_big_batches_go_through_arrow_and_stay_atomic(db_path):
+    with el.connect(db_path) as store:
+        assert store.append("big", [Counted(i) for i in range(5000)]) == 5000
+        assert store.head() == 5000
+        with pytest.raises(el.SerializationError):
+            store.append("big", [*[Counted(i) for i in range(100)], Unstorable(object())])
+        assert store.head() == 5000
+        assert [e.data.n for e in store.read_stream("big", from_version=4999)] == [4998, 4999]
+
+
+def test_closed_store_says_so(db_path):
+    store = el.connect(db_path)
+    store.close()
+    with pytest.raises(el.StoreClosedError):
+        store.append("s", [Noted("a")])
+
+
+def test_events_view_exposes_json(db_path):
+    with el.connect(db_path) as store:
+        store.append("s", [Counted(2, ["a"])], metadata={"user": "ada"})
+        row = store.connection.execute(
+            "select data->>'$.n', metadata->>'$.user', typeof(recorded_at) from events"
+        ).fetchone()
+        assert row == ("2", "ada", "TIMESTAMP WITH TIME ZONE")
+
+
+def test_not_an_eventlab_file(tmp_path):
+    path = tmp_path / "plain.duckdb"
+    duckdb.connect(str(path)).close()
+    with pytest.raises(el.EventlabError, match="no eventlab event log"):
+        el.connect(path, read_only=True)
