@@ -65,9 +65,7 @@ class EventRegistry:
             type_name = name or cls.__name__
             old = self._classes.get(type_name)
             if old is not None and old is not cls:
-                same_origin = (old.__module__, old.__qualname__) == (
-                    cls.__module__, cls.__qualname__)
-                if not same_origin and old.__name__ == cls.__name__ and name is None:
+                if not _same_origin(old, cls) and old.__name__ == cls.__name__ and name is None:
                     raise EventlabError(
                         f"event type {type_name!r} is already registered to "
                         f"{old.__module__}.{old.__qualname__}; register "
@@ -93,6 +91,9 @@ class EventRegistry:
         cls = type(event)
         name = self._names.get(cls)
         if name is None:
+            current = self._classes.get(cls.__name__)
+            if current is not None and _same_origin(current, cls):
+                return cls.__name__  # an instance made before its cell was run again
             self.register(cls)
             name = self._names[cls]
         return name
@@ -165,6 +166,10 @@ class EventRegistry:
             raise SerializationError(
                 f"upcast event of type {type_name!r} does not fit {cls.__name__}: {exc}"
             ) from exc
+
+
+def _same_origin(a: type, b: type) -> bool:
+    return (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
 
 
 def dumps(value: Any, what: str = "value") -> str:

@@ -15,6 +15,7 @@ Optional snapshots every N events make a cold load of a long stream cheap.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from typing import Any
 
@@ -132,6 +133,9 @@ class Repository:
             data = loads(text)
             if self._state_type in (dict, list, int, float, str, type(None)):
                 return version, data
+            if dataclasses.is_dataclass(self._state_type) and set(data) != {
+                    f.name for f in dataclasses.fields(self._state_type)}:
+                return None  # written for another shape of the state
             return version, msgspec.convert(data, self._state_type)
         except (msgspec.MsgspecError, TypeError, ValueError, EventlabError):
             return None  # a snapshot of an older state shape: replay instead

@@ -251,6 +251,46 @@ class EventStore(ABC):
         return [decode(r.type, r.data, r.schema)
                 for r in self._read_stream_rows(stream_id, max(from_version, 1), to_version)]
 
+    # -- the log as data (implemented in eventlab.frames) -------------------------------
+
+    def to_df(self, stream_id: str | None = None, types: Iterable[Any] | None = None,
+              from_position: int | None = None, to_position: int | None = None,
+              since: datetime | str | None = None, until: datetime | str | None = None) -> Any:
+        """One row per event: envelope columns plus one column per payload field.
+
+        >>> from eventlab import InMemoryEventStore, NewEvent
+        >>> store = InMemoryEventStore()
+        >>> _ = store.append("a-1", [NewEvent({"amount": 5}, type="Deposited")])
+        >>> store.to_df()[["stream_id", "type", "amount"]].values.tolist()
+        [['a-1', 'Deposited', 5]]
+        """
+        from ..frames import to_df
+
+        return to_df(self, stream_id, types, from_position, to_position, since, until)
+
+    def to_arrow(self, stream_id: str | None = None, types: Iterable[Any] | None = None,
+                 from_position: int | None = None, to_position: int | None = None,
+                 since: datetime | str | None = None, until: datetime | str | None = None,
+                 ) -> Any:
+        """The same columns as ``to_df``, as a ``pyarrow.Table``."""
+        from ..frames import to_arrow
+
+        return to_arrow(self, stream_id, types, from_position, to_position, since, until)
+
+    def sql(self, query: str, params: Any = None) -> Any:
+        """A DataFrame from SQL over the view ``events`` (or ``events_flat``: one column
+        per payload field). ``store.sql("select type, count(*) n from events group by 1")``"""
+        from ..frames import sql
+
+        return sql(self, query, params)
+
+    def export_parquet(self, path: Any, partition_by: Any = ("type",),
+                       overwrite: bool = False) -> Any:
+        """Write the ``to_df`` columns as Hive-partitioned Parquet; returns the directory."""
+        from ..frames import export_parquet
+
+        return export_parquet(self, path, partition_by, overwrite)
+
     # -- subscriptions ----------------------------------------------------------------
 
     def add_listener(self, callback: Callable[[int], None]) -> None:

@@ -351,6 +351,62 @@ class DuckDBEventStore(EventStore):
         mode = ", read_only=True" if self.read_only else ""
         return f"DuckDBEventStore({where!r}{mode})"
 
+    # -- bulk appends from Arrow (append_batch; rows checked by eventlab.frames) --------
+
+    def append_batch(self, rows: Any) -> int:
+        """Append many streams at once (``ANY`` each) with one INSERT ... SELECT.
+
+        Same columns and all-or-nothing contract as ``EventStore.append_batch``.
+        """
+        from ..frames import batch_table
+
+        table = batch_table(rows)
+        if table.num_rows == 0:
+            return 0
+        return self._append_table(table)
+
+    def _append_table(self, table: pa.Table) -> int:
+        """Insert checked rows: positions follow the row order, versions continue each
+        stream. Rows naming stored event ids take the per-event path (safe retries)."""
+        import pyarrow.compute as pc
+
+        db = self._writer()
+        state = self._state
+        count = table.num_rows
+        table = table.append_column("_n", pa.array(range(count), pa.int64()))
+        with state.lock:
+            db.register("_eventlab_bulk", table)
+            try:
+                if table.column("event_id").null_count < count and db.execute(
+                        f"select count(*) from {TABLE} e join _eventlab_bulk b "
+                        "on e.event_id = b.event_id::uuid").fetchone()[0]:
+                    return EventStore.append_batch(self, table.drop_columns(["_n"]))
+                head = state.head
+                try:
+                    db.execute(
+                        f"""insert into {TABLE} ({_COLUMNS})
+                        select ? + b._n + 1, b.stream_id, coalesce(v.version, 0)
+                                   + row_number() over (partition by b.stream_id order by b._n),
+                               b.type, b.data, coalesce(b.metadata, '{{}}'),
+                               coalesce(b.event_id::uuid, gen_random_uuid()),
+                               coalesce(b.recorded_at, ?::timestamptz), 1
+                        from _eventlab_bulk b left join (
+                            select stream_id, max(version) as version from {TABLE}
+                            where stream_id in (select stream_id from _eventlab_bulk)
+                            group by stream_id) v using (stream_id)""",
+                        [head, datetime.now(UTC)])
+                except (duckdb.ConstraintException, duckdb.TransactionException) as exc:
+                    state.versions.clear()
+                    raise ConcurrencyError(
+                        table.column("stream_id")[0].as_py(), "ANY", -1) from exc
+            finally:
+                db.unregister("_eventlab_bulk")
+            for stream_id in pc.unique(table.column("stream_id")).to_pylist():
+                state.versions.pop(stream_id, None)
+            state.head = head + count
+        self._notify(state.head)
+        return count
+
 
 def _rows(table: pa.Table | pa.RecordBatch) -> Iterator[Row]:
     columns = [table.column(i) for i in range(table.num_columns)]

@@ -1,0 +1,250 @@
+"""SQL projections: a query over the ``events`` view, kept as a table and refreshed incrementally.
+
+The query reads the ``events`` view (``data`` and ``metadata`` are JSON) and
+usually groups by a key. Its result is materialised into a DuckDB table named
+after the projection. A refresh only looks at events appended since the last
+one, in one of two ways:
+
+* ``key=`` alone: the groups whose key appears among the new events are
+  recomputed from all their events (any query shape works: averages, lists,
+  the last value...). ``key_expr`` says how to compute a key column from an
+  event when it is not a column of ``events`` with the same name.
+* ``key=`` plus ``combine=``: the query runs over the new events only and its
+  rows are merged into the table column by column (``"sum"``, ``"min"``,
+  ``"max"``, ``"last"``, ``"first"``): cheapest, for additive aggregates.
+
+Without ``key`` every refresh recomputes the whole table. The table and the
+projection's checkpoint change in one transaction. DuckDB stores only.
+
+>>> import eventlab as el
+>>> from eventlab.examples.bank import Deposited
+>>> store = el.connect()
+>>> _ = store.append("acc-1", [Deposited(10), Deposited(5)])
+>>> totals = el.SqlProjection(store, "totals", '''
+...     select stream_id, sum((data->>'amount')::double) as total
+...     from events where type = 'Deposited' group by stream_id''', key="stream_id")
+>>> totals.refresh()
+2
+>>> totals.df().to_dict("records")
+[{'stream_id': 'acc-1', 'total': 15.0}]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from .errors import EventlabError
+from .store.base import InvalidInputError
+from .store.duckdb import DuckDBEventStore
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .subscription import Subscription
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_WITH = re.compile(r"\s*with\s+(recursive\s+)?", re.IGNORECASE)
+_MERGE = {
+    "sum": "case when t.{c} is null then d.{c} when d.{c} is null then t.{c} "
+           "else t.{c} + d.{c} end",
+    "min": "case when t.{c} is null or d.{c} < t.{c} then d.{c} else t.{c} end",
+    "max": "case when t.{c} is null or d.{c} > t.{c} then d.{c} else t.{c} end",
+    "last": "d.{c}",
+    "first": "coalesce(t.{c}, d.{c})",
+}
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class SqlProjection:
+    """A SQL query over ``events`` materialised as table ``name`` and refreshed from the log.
+
+    ``refresh()`` brings the table up to the head and returns how many log
+    positions it took in; ``df()`` reads the table; ``rebuild()`` recomputes
+    it from scratch; ``follow()`` refreshes after every append.
+    """
+
+    def __init__(self, store: DuckDBEventStore, name: str, query: str,
+                 key: str | Sequence[str] | None = None, *,
+                 key_expr: Mapping[str, str] | None = None,
+                 combine: Mapping[str, str] | None = None) -> None:
+        if not isinstance(store, DuckDBEventStore):
+            raise EventlabError(
+                f"SqlProjection runs SQL inside DuckDB: it needs a DuckDB store (el.connect()), "
+                f"not {type(store).__name__}; use an el.Projector for other stores")
+        if not isinstance(name, str) or not _IDENTIFIER.match(name):
+            raise InvalidInputError(
+                f"a SQL projection name must be a plain identifier (letters, digits, _), "
+                f"got {name!r}")
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInputError(f"SQL projection {name!r}: the query must be SQL text")
+        keys = [key] if isinstance(key, str) else list(key or [])
+        key_expr = dict(key_expr or {})
+        unknown = set(key_expr) - set(keys)
+        if unknown:
+            raise InvalidInputError(
+                f"SQL projection {name!r}: key_expr names {sorted(unknown)} which are not in key")
+        combine = {c: str(f).lower() for c, f in (combine or {}).items()}
+        if combine and not keys:
+            raise InvalidInputError(f"SQL projection {name!r}: combine= needs key=")
+        for column, how in combine.items():
+            if how not in _MERGE:
+                raise InvalidInputError(
+                    f"SQL projection {name!r}: column {column!r} has combine {how!r}; "
+                    f"use one of {sorted(_MERGE)}")
+        self.store = store
+        self.name = name
+        self.table = name
+        self.query = query.strip().rstrip(";")
+        self.keys = keys
+        self.key_expr = {k: key_expr.get(k, _quote(k)) for k in keys}
+        self.combine = combine
+        self.checkpoint_name = f"sql:{name}"
+
+    @property
+    def position(self) -> int:
+        """The last log position the table reflects (0 before the first refresh)."""
+        found = self.store.load_checkpoint(self.checkpoint_name)
+        return found[0] if found else 0
+
+    # -- refreshing --------------------------------------------------------------------
+
+    def refresh(self) -> int:
+        """Bring the table up to the head; return how many log positions were taken in."""
+        return self._refresh(rebuild=False)
+
+    def rebuild(self) -> int:
+        """Recompute the whole table from the log."""
+        return self._refresh(rebuild=True)
+
+    def _refresh(self, rebuild: bool) -> int:
+        store = self.store
+        db = store._writer()
+        with store._state.lock:  # no append lands while the table catches up
+            head = store.head()
+            found = store.load_checkpoint(self.checkpoint_name)
+            exists = self._table_exists()
+            if exists and found is None:
+                raise EventlabError(
+                    f"a table named {self.table!r} already exists and is not the SQL "
+                    f"projection's; choose another name")
+            full = rebuild or found is None or not exists
+            last = 0 if full else found[0]
+            if not full and head <= last:
+                return 0
+            db.execute("begin")
+            try:
+                if full:
+                    self._build(db, head)
+                elif self.combine:
+                    self._merge(db, last, head)
+                elif self.keys:
+                    self._recompute(db, last, head)
+                else:
+                    self._replace(db, head)
+                store.save_checkpoint(self.checkpoint_name, head, None, reset=full)
+                db.execute("commit")
+            except duckdb.Error as exc:
+                db.execute("rollback")
+                raise EventlabError(f"SQL projection {self.name!r}: {exc}") from exc
+            except BaseException:
+                db.execute("rollback")
+                raise
+            return head - last
+
+    def _over(self, where: str) -> str:
+        """The user's query with ``events`` narrowed to the rows matching ``where``."""
+        source = f"events as (select * from main.events where {where})"
+        match = _WITH.match(self.query)
+        if match:
+            return f"with {match.group(1) or ''}{source}, {self.query[match.end():]}"
+        return f"with {source} {self.query}"
+
+    def _build(self, db: duckdb.DuckDBPyConnection, head: int) -> None:
+        table = _quote(self.table)
+        db.execute(f"create or replace table {table} as {self._over(f'position <= {head}')}")
+        columns = [r[0] for r in db.execute(f"describe {table}").fetchall()]
+        missing = [k for k in self.keys if k not in columns]
+        if missing:
+            raise InvalidInputError(
+                f"SQL projection {self.name!r}: key column(s) {missing} are not in the "
+                f"query's result {columns}")
+        if self.combine:
+            loose = [c for c in columns if c not in self.keys and c not in self.combine]
+            if loose:
+                raise InvalidInputError(
+                    f"SQL projection {self.name!r}: column(s) {loose} have no combine rule; "
+                    f"give combine={{column: 'sum' | 'min' | 'max' | 'last' | 'first'}}")
+
+    def _matches(self, left: str, right: Mapping[str, str]) -> str:
+        return " and ".join(f"{left}.k{i} is not distinct from {right[k]}"
+                            for i, k in enumerate(self.keys))
+
+    def _recompute(self, db: duckdb.DuckDBPyConnection, last: int, head: int) -> None:
+        table, affected = _quote(self.table), _quote(f"_eventlab_{self.name}_keys")
+        picks = ", ".join(f"{self.key_expr[k]} as k{i}" for i, k in enumerate(self.keys))
+        db.execute(f"create or replace temp table {affected} as select distinct {picks} "
+                   f"from main.events where position > {last} and position <= {head}")
+        own = {k: f"t.{_quote(k)}" for k in self.keys}
+        db.execute(f"delete from {table} t where exists "
+                   f"(select 1 from {affected} a where {self._matches('a', own)})")
+        where = (f"position <= {head} and exists (select 1 from {affected} a "
+                 f"where {self._matches('a', self.key_expr)})")
+        db.execute(f"insert into {table} by name {self._over(where)}")
+        db.execute(f"drop table {affected}")
+
+    def _merge(self, db: duckdb.DuckDBPyConnection, last: int, head: int) -> None:
+        table, delta = _quote(self.table), _quote(f"_eventlab_{self.name}_delta")
+        db.execute(f"create or replace temp table {delta} as "
+                   f"{self._over(f'position > {last} and position <= {head}')}")
+        same = " and ".join(f"t.{_quote(k)} is not distinct from d.{_quote(k)}"
+                            for k in self.keys)
+        sets = ", ".join(f"{_quote(c)} = " + _MERGE[how].format(c=_quote(c))
+                         for c, how in self.combine.items())
+        db.execute(f"update {table} t set {sets} from {delta} d where {same}")
+        db.execute(f"insert into {table} by name select d.* from {delta} d where not exists "
+                   f"(select 1 from {table} t where {same})")
+        db.execute(f"drop table {delta}")
+
+    def _replace(self, db: duckdb.DuckDBPyConnection, head: int) -> None:
+        table = _quote(self.table)
+        db.execute(f"delete from {table}")
+        db.execute(f"insert into {table} by name {self._over(f'position <= {head}')}")
+
+    def _table_exists(self) -> bool:
+        return bool(self.store.connection.execute(
+            "select 1 from information_schema.tables where table_name = ? "
+            "and table_schema = 'main'", [self.table]).fetchall())
+
+    # -- reading -----------------------------------------------------------------------
+
+    def df(self) -> pd.DataFrame:
+        """The table as a DataFrame (ordered by the key columns when there are some)."""
+        order = (" order by " + ", ".join(_quote(k) for k in self.keys)) if self.keys else ""
+        return self.store.connection.sql(
+            f"select * from {_quote(self.table)}{order}").to_arrow_table().to_pandas()
+
+    def follow(self, poll_interval: float | None = 0.5) -> Subscription:
+        """Refresh now, then after every append (in a background thread); close() to stop."""
+        from .subscription import Subscription
+
+        self.refresh()
+        return Subscription(self.store, _ignore, from_position=self.store.head() + 1,
+                            poll_interval=poll_interval, on_idle=self.refresh,
+                            name=f"eventlab-sql-{self.name}")
+
+    def __repr__(self) -> str:
+        return f"<SqlProjection {self.name!r} at position {self.position}>"
+
+
+def _ignore(event: Any) -> None:
+    """The follow() subscription only needs to know that something was appended."""
+
+
+__all__ = ["SqlProjection"]

@@ -1,0 +1,217 @@
+"""Aggregates, roots, the repository (with its cache and snapshots), given/when/then."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+import eventlab as el
+from eventlab.examples.bank import (
+    Account,
+    AccountClosed,
+    AccountState,
+    Close,
+    Closed,
+    Deposit,
+    Deposited,
+    InsufficientFunds,
+    Open,
+    Opened,
+    Withdraw,
+    Withdrew,
+)
+
+
+@pytest.fixture(params=["memory", "duckdb-file"])
+def store(request, tmp_path):
+    store = el.InMemoryEventStore() if request.param == "memory" else el.connect(
+        tmp_path / "bank.duckdb")
+    yield store
+    store.close()
+
+
+def test_fold_is_pure_and_ordered():
+    events = [Opened("ada"), Deposited(10), Withdrew(4)]
+    initial = Account().initial_state()
+    state = Account().fold(events)
+    assert state == AccountState("ada", 6.0, True, 2)
+    assert initial == AccountState()  # untouched
+
+
+def test_root_applies_at_once_and_queues():
+    root = el.AggregateRoot.new(Account(), "a")
+    assert root.handle(Open("ada")) == [Opened("ada")]
+    root.handle(Deposit(5))
+    assert (root.version, root.loaded_version, root.state.balance) == (2, 0, 5.0)
+    assert root.pending == [Opened("ada"), Deposited(5.0)]
+
+
+def test_repository_get_save_execute(store):
+    repo = el.Repository(store, Account())
+    root = repo.get("acc")
+    assert (root.version, root.state) == (0, AccountState())
+    root.handle(Open("ada"))
+    assert repo.save(root) == 1
+    assert root.pending == [] and root.loaded_version == 1
+    repo.execute("acc", Deposit(30), metadata={"user": "ada"})
+    assert repo.get("acc").state.balance == 30
+    assert [e.metadata for e in store.read_stream("acc")][-1] == {"user": "ada"}
+    fresh = el.Repository(store, Account())  # no cache: reads the store
+    assert fresh.get("acc").state == repo.get("acc").state
+
+
+def test_domain_errors_write_nothing(store):
+    repo = el.Repository(store, Account())
+    repo.execute("acc", Open("ada"))
+    with pytest.raises(InsufficientFunds):
+        repo.execute("acc", Withdraw(1))
+    repo.execute("acc", Close())
+    with pytest.raises(AccountClosed):
+        repo.execute("acc", Deposit(1))
+    assert store.stream_version("acc") == 2
+
+
+def test_save_expects_the_loaded_version(store):
+    repo = el.Repository(store, Account())
+    repo.execute("acc", Open("ada"))
+    repo.execute("acc", Deposit(10))
+    one, two = repo.get("acc"), repo.get("acc")
+    one.handle(Withdraw(10))
+    two.handle(Withdraw(10))
+    repo.save(one)
+    with pytest.raises(el.ConcurrencyError) as caught:
+        repo.save(two)
+    assert (caught.value.expected, caught.value.actual) == (2, 3)
+    assert repo.get("acc").state.balance == 0
+
+
+def test_execute_retries_on_conflict(store):
+    repo = el.Repository(store, Account())
+    repo.execute("acc", Open("ada"))
+    other = el.Repository(store, Account())
+    other.get("acc")
+
+    class Interloper(Account):  # another writer sneaks in during the first attempt
+        calls = 0
+
+        def handle(self, state, command):
+            Interloper.calls += 1
+            if Interloper.calls == 1:
+                repo.execute("acc", Deposit(1))
+            return super().handle(state, command)
+
+    racing = el.Repository(store, Interloper())
+    with pytest.raises(el.ConcurrencyError):
+        racing.execute("acc", Deposit(5))
+    Interloper.calls = 0
+    assert racing.execute("acc", Deposit(5), retries=1).state.balance == 7
+    assert [e.data for e in store.read_stream("acc")][-3:] == [
+        Deposited(1.0), Deposited(1.0), Deposited(5.0)]
+
+
+def test_cached_state_catches_up_with_other_writers(store):
+    reader = el.Repository(store, Account())
+    writer = el.Repository(store, Account())
+    writer.execute("acc", Open("ada"))
+    assert reader.get("acc").version == 1
+    writer.execute("acc", Deposit(3))
+    store.append("acc", [Deposited(4)])
+    assert reader.get("acc").state.balance == 7
+
+
+def test_apply_failure_names_stream_version_and_type(store):
+    class Fragile(Account):
+        def apply(self, state, event):
+            if isinstance(event, Withdrew):
+                raise ValueError("cannot cope")
+            return super().apply(state, event)
+
+    store.append("acc", [Opened("ada"), Deposited(5), Withdrew(1)])
+    with pytest.raises(el.ApplyError) as caught:
+        el.Repository(store, Fragile()).get("acc")
+    err = caught.value
+    assert (err.stream_id, err.version, err.type) == ("acc", 3, "Withdrew")
+    assert "stream 'acc', version 3, type 'Withdrew'" in str(err)
+    assert isinstance(err.cause, ValueError)
+
+
+def test_snapshots_are_written_every_n_and_used(store):
+    repo = el.Repository(store, Account(), snapshot_every=10)
+    repo.execute("acc", Open("ada"))
+    for _ in range(24):
+        repo.execute("acc", Deposit(1))
+    version, _ = store.load_snapshot("acc", repo.snapshot_key)
+    assert version == 20
+
+    class Counting(Account):
+        applied = 0
+
+        def apply(self, state, event):
+            Counting.applied += 1
+            return super().apply(state, event)
+
+    cold = el.Repository(store, Counting(), snapshot_every=10)
+    cold.snapshot_key = repo.snapshot_key
+    root = cold.get("acc")
+    assert root.state == repo.get("acc").state == AccountState("ada", 24.0, True, 24)
+    assert Counting.applied == 5  # only the events after the snapshot
+
+
+def test_a_snapshot_that_no_longer_decodes_is_ignored(store):
+    repo = el.Repository(store, Account(), snapshot_every=2)
+    for command in (Open("ada"), Deposit(1), Deposit(2)):
+        repo.execute("acc", command)
+    store.save_snapshot("acc", repo.snapshot_key, 2, '{"saldo": "not a state"}')
+    fresh = el.Repository(store, Account(), snapshot_every=2)
+    assert fresh.get("acc").state == AccountState("ada", 3.0, True, 2)
+    store.save_snapshot("acc", repo.snapshot_key, 2, "not json at all")
+    assert el.Repository(store, Account(), snapshot_every=2).get("acc").state.balance == 3.0
+
+
+def test_dict_state_snapshots():
+    @dataclass(frozen=True)
+    class Tally:
+        word: str
+
+    class Words(el.Aggregate):
+        def initial_state(self):
+            return {}
+
+        def apply(self, state, event):
+            return {**state, event.word: state.get(event.word, 0) + 1}
+
+        def handle(self, state, command):
+            return [Tally(command)]
+
+    store = el.InMemoryEventStore()
+    repo = el.Repository(store, Words(), snapshot_every=2)
+    for w in "abab":
+        repo.execute("w", w)
+    fresh = el.Repository(store, Words(), snapshot_every=2)
+    assert fresh.get("w").state == {"a": 2, "b": 2}
+
+
+def test_given_when_then():
+    el.given(Account(), [Opened("ada"), Deposited(5)]).when(Withdraw(5)).then([Withdrew(5.0)])
+    el.given(Account(), [Opened("ada")]).when(Withdraw(100)).then_raises(
+        InsufficientFunds, match="balance is 0")
+    el.given(Account()).when(Open("ada")).then_state(AccountState("ada", 0.0, True, 0))
+
+
+def test_given_when_then_fails_loudly():
+    with pytest.raises(AssertionError, match="expected events"):
+        el.given(Account(), [Opened("ada")]).when(Deposit(5)).then([Deposited(6.0)])
+    with pytest.raises(AssertionError, match="expected InsufficientFunds"):
+        el.given(Account(), [Opened("ada"), Deposited(9)]).when(Withdraw(1)).then_raises(
+            InsufficientFunds)
+
+
+def test_demo_runs_end_to_end(capsys):
+    from eventlab.cli import main
+
+    main(["demo"])
+    out = capsys.readouterr().out
+    assert "rejected by the aggregate: InsufficientFunds" in out
+    assert "the second loses: ConcurrencyError" in out
+    assert "balance 71.0, open False" in out
