@@ -20,7 +20,8 @@ Deposited(amount=10.0)
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from itertools import groupby
 from typing import Any
 
 import msgspec
@@ -53,8 +54,10 @@ class EventRegistry:
     def __init__(self) -> None:
         self._classes: dict[str, type] = {}
         self._names: dict[type, str] = {}
-        self._decoders: dict[str, Callable[[Any], Any]] = {}
+        self._decoders: dict[str, tuple[Callable[[Any], Any], int]] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        self._encoding: dict[type, tuple[str, int]] = {}  # class -> (name, version)
+        self._list_decoders: dict[type, Callable[[Any], list[Any]]] = {}
 
     def register(self, *classes: type, name: str | None = None) -> None:
         if name is not None and len(classes) != 1:
@@ -74,6 +77,7 @@ class EventRegistry:
             self._classes[type_name] = cls
             self._names[cls] = type_name
             self._decoders.pop(type_name, None)
+            self._encoding.clear()
 
     def upcaster(self, type_name: str, from_version: int = 1) -> Callable[[Upcaster], Upcaster]:
         """Decorator: ``fn(data) -> data`` turns version ``from_version`` into the next."""
@@ -110,53 +114,85 @@ class EventRegistry:
     def encode(self, event: Any) -> tuple[str, str, int]:
         """Return ``(type_name, json_text, schema_version)`` for a dataclass event."""
         cls = type(event)
-        if not dataclasses.is_dataclass(cls):
-            raise InvalidEventError(
-                f"{event!r} is a {cls.__name__}, not an event: events are (frozen) dataclass "
-                "instances; wrap a plain dict as NewEvent(data, type='Name')")
-        name = self.name_of(event)
+        known = self._encoding.get(cls)
+        if known is None:
+            if not dataclasses.is_dataclass(cls) or isinstance(event, type):
+                raise InvalidEventError(
+                    f"{event!r} is a {cls.__name__}, not an event: events are (frozen) "
+                    "dataclass instances; wrap a plain dict as NewEvent(data, type='Name')")
+            known = self._encoding[cls] = (self.name_of(event), event_version(cls))
         try:
             text = _json_encoder.encode(event).decode()
         except (TypeError, ValueError, OverflowError) as exc:
-            raise SerializationError(f"event {name!r} cannot be stored as JSON: {exc}") from exc
-        return name, text, event_version(cls)
+            raise SerializationError(
+                f"event {known[0]!r} cannot be stored as JSON: {exc}") from exc
+        return known[0], text, known[1]
 
     def decode(self, type_name: str, text: str | bytes, schema_version: int = 1) -> Any:
         """Turn stored JSON back into the registered class (or a dict if none)."""
-        cls = self._classes.get(type_name)
-        if cls is not None and schema_version < event_version(cls):
-            data = _json_decoder.decode(text)
-            for v in range(schema_version, event_version(cls)):
-                step = self._upcasters.get((type_name, v))
-                if step is None:
-                    raise SerializationError(
-                        f"event type {type_name!r} is stored at version {v} but "
-                        f"{cls.__name__} is version {event_version(cls)} and no upcaster "
-                        f"from version {v} is registered (el.upcaster({type_name!r}, {v}))")
-                data = step(data)
-            return self._from_dict(type_name, cls, data)
-        decoder = self._decoders.get(type_name)
-        if decoder is None:
-            decoder = self._make_decoder(type_name, cls)
+        known = self._decoders.get(type_name)
+        if known is None:
+            known = self._make_decoder(type_name)
+        decoder, current = known
+        if schema_version < current:
+            return self._upcast(type_name, text, schema_version, current)
         try:
             return decoder(text)
         except (msgspec.ValidationError, msgspec.DecodeError, TypeError) as exc:
+            cls = self._classes.get(type_name)
             raise SerializationError(
                 f"stored event of type {type_name!r} does not decode into "
                 f"{cls.__name__ if cls else 'a dict'}: {exc}; if its shape changed, bump "
                 "__event_version__ and register an upcaster") from exc
 
-    def _make_decoder(self, type_name: str, cls: type | None) -> Callable[[Any], Any]:
+    def decode_many(self, rows: Iterable[tuple[str, str, int]]) -> list[Any]:
+        """Decode ``(type, json_text, schema_version)`` rows; runs of one type at once."""
+        out: list[Any] = []
+        for (type_name, schema), run in groupby(rows, key=lambda r: (r[0], r[2])):
+            texts = [r[1] for r in run]
+            cls = self._classes.get(type_name)
+            if len(texts) < 8 or cls is None or schema < event_version(cls):
+                out.extend(self.decode(type_name, t, schema) for t in texts)
+                continue
+            decoder = self._list_decoders.get(cls)
+            if decoder is None:
+                try:
+                    decoder = self._list_decoders[cls] = msgspec.json.Decoder(list[cls]).decode
+                except TypeError:
+                    out.extend(self.decode(type_name, t, schema) for t in texts)
+                    continue
+            try:
+                out.extend(decoder("[" + ",".join(texts) + "]"))
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                out.extend(self.decode(type_name, t, schema) for t in texts)  # names the bad one
+        return out
+
+    def _upcast(self, type_name: str, text: str | bytes, stored: int, current: int) -> Any:
+        cls = self._classes[type_name]
+        data = _json_decoder.decode(text)
+        for v in range(stored, current):
+            step = self._upcasters.get((type_name, v))
+            if step is None:
+                raise SerializationError(
+                    f"event type {type_name!r} is stored at version {v} but "
+                    f"{cls.__name__} is version {current} and no upcaster "
+                    f"from version {v} is registered (el.upcaster({type_name!r}, {v}))")
+            data = step(data)
+        return self._from_dict(type_name, cls, data)
+
+    def _make_decoder(self, type_name: str) -> tuple[Callable[[Any], Any], int]:
+        cls = self._classes.get(type_name)
         if cls is None:
-            decoder = _json_decoder.decode
+            known = (_json_decoder.decode, 1)
         else:
             try:
                 decoder = msgspec.json.Decoder(cls).decode
             except TypeError:  # a field type msgspec cannot build: go through a dict
                 def decoder(text: Any, cls: type = cls) -> Any:
                     return cls(**_json_decoder.decode(text))
-        self._decoders[type_name] = decoder
-        return decoder
+            known = (decoder, event_version(cls))
+        self._decoders[type_name] = known
+        return known
 
     @staticmethod
     def _from_dict(type_name: str, cls: type, data: dict[str, Any]) -> Any:

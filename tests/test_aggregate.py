@@ -12,7 +12,6 @@ from eventlab.examples.bank import (
     AccountClosed,
     AccountState,
     Close,
-    Closed,
     Deposit,
     Deposited,
     InsufficientFunds,

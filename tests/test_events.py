@@ -47,7 +47,7 @@ def test_two_unrelated_classes_with_one_name_are_refused():
     registry.register(make_class())
     impostor = make_class()
     impostor.__module__ = "somewhere.else"
-    with pytest.raises(el.EventlabError, match="already registered.*name="):
+    with pytest.raises(el.EventlabError, match=r"already registered.*name="):
         registry.register(impostor)
 
 
@@ -80,7 +80,7 @@ def test_rich_field_types_round_trip():
 def test_shape_mismatch_names_the_type_and_suggests_an_upcaster():
     registry = EventRegistry()
     registry.register(make_class())
-    with pytest.raises(el.SerializationError, match="'Paid'.*upcaster"):
+    with pytest.raises(el.SerializationError, match=r"'Paid'.*upcaster"):
         registry.decode("Paid", '{"cents": 100}')
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import eventlab as el
+
 from store_contract import StoreContract
 
 

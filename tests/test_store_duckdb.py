@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 import eventlab as el
+
 from domain import Counted, Noted, Unstorable
 
 WRITERS, PER_WRITER = 4, 40

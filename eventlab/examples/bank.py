@@ -91,14 +91,14 @@ class Account(Aggregate):
 
     def apply(self, state: AccountState, event: object) -> AccountState:
         match event:
+            case Deposited(amount):
+                return AccountState(state.owner, state.balance + amount, state.is_open,
+                                    state.transactions + 1)
+            case Withdrew(amount):
+                return AccountState(state.owner, state.balance - amount, state.is_open,
+                                    state.transactions + 1)
             case Opened(owner):
                 return replace(state, owner=owner, is_open=True)
-            case Deposited(amount):
-                return replace(state, balance=state.balance + amount,
-                               transactions=state.transactions + 1)
-            case Withdrew(amount):
-                return replace(state, balance=state.balance - amount,
-                               transactions=state.transactions + 1)
             case Closed():
                 return replace(state, is_open=False)
         raise TypeError(f"Account cannot apply {type(event).__name__}")

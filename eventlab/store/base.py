@@ -43,10 +43,9 @@ class Pending(NamedTuple):
     type: str
     data: str
     metadata: str
-    event_id: str
+    event_id: str | None     # None: the store makes one
     recorded_at: datetime
     schema: int
-    explicit_id: bool
 
 
 class Row(NamedTuple):
@@ -143,41 +142,46 @@ class EventStore(ABC):
         batch = self.encode(events, metadata)
         return self._write([(stream_id, expected, batch)])[0]
 
-    def encode(self, events: Iterable[Any], metadata: dict[str, Any] | None = None) -> list[Pending]:
+    def encode(self, events: Iterable[Any],
+               metadata: dict[str, Any] | None = None) -> list[Pending]:
         """Serialize events (bare dataclasses or ``NewEvent``) into rows to write."""
         if isinstance(events, (NewEvent, str, bytes, dict)) or not isinstance(events, Iterable):
             raise InvalidInputError(
                 "events must be a list of events, e.g. store.append(id, [event])")
         now = datetime.now(UTC)
         shared = dict(metadata) if metadata else {}
+        shared_text = dumps(shared, "metadata") if shared else "{}"
+        encode = self.registry.encode
         batch = []
         for index, event in enumerate(events):
-            meta, event_id, at, type_name = shared, None, now, None
-            if isinstance(event, NewEvent):
-                if event.metadata:
-                    meta = {**shared, **event.metadata}
-                event_id = event.event_id
-                at = utc(event.recorded_at) if event.recorded_at else now
-                type_name = event.type
-                event = event.data
             try:
-                if isinstance(event, dict):
-                    if not type_name:
-                        raise InvalidEventError(
-                            "a dict event needs a type name: NewEvent(data, type='Name')")
-                    data, schema = dumps(event, f"event {type_name!r}"), 1
-                else:
-                    name, data, schema = self.registry.encode(event)
-                    type_name = type_name or name
-                meta_text = dumps(meta, "metadata") if meta else "{}"
+                if type(event) is NewEvent:
+                    batch.append(self._encode_new_event(event, shared, now))
+                    continue
+                type_name, data, schema = encode(event)
             except EventlabError as exc:
                 raise type(exc)(f"event #{index + 1} of the batch: {exc}") from exc
-            explicit = event_id is not None
-            if explicit and not isinstance(event_id, uuid.UUID):
-                event_id = uuid.UUID(str(event_id))
-            batch.append(Pending(type_name, data, meta_text, str(event_id or uuid.uuid4()),
-                                 at, schema, explicit))
+            batch.append(Pending(type_name, data, shared_text, None, now, schema))
         return batch
+
+    def _encode_new_event(self, event: NewEvent, shared: dict[str, Any],
+                          now: datetime) -> Pending:
+        meta = {**shared, **event.metadata} if event.metadata else shared
+        data, type_name = event.data, event.type
+        if isinstance(data, dict):
+            if not type_name:
+                raise InvalidEventError(
+                    "a dict event needs a type name: NewEvent(data, type='Name')")
+            text, schema = dumps(data, f"event {type_name!r}"), 1
+        else:
+            name, text, schema = self.registry.encode(data)
+            type_name = type_name or name
+        event_id = event.event_id
+        if event_id is not None and not isinstance(event_id, uuid.UUID):
+            event_id = uuid.UUID(str(event_id))
+        return Pending(type_name, text, dumps(meta, "metadata") if meta else "{}",
+                       None if event_id is None else str(event_id),
+                       utc(event.recorded_at) if event.recorded_at else now, schema)
 
     def append_batch(self, rows: Any) -> int:
         """Append many streams at once from an Arrow table or DataFrame (``ANY`` each).
@@ -201,10 +205,10 @@ class EventStore(ABC):
         Returns ``None`` when the batch must be written, or the version the
         stream already reached if every event id is already stored in place.
         """
-        if any(p.explicit_id for p in batch):
-            found = self._versions_of(stream_id, [p.event_id for p in batch])
+        if any(p.event_id is not None for p in batch):
+            found = self._versions_of(stream_id, [p.event_id for p in batch if p.event_id])
             if found:
-                versions = [found.get(p.event_id) for p in batch]
+                versions = [found.get(p.event_id) if p.event_id else None for p in batch]
                 first = versions[0]
                 in_place = first is not None and versions == list(
                     range(first, first + len(batch)))
@@ -247,9 +251,14 @@ class EventStore(ABC):
     def load_events(self, stream_id: str, from_version: int = 1,
                     to_version: int | None = None) -> list[Any]:
         """Only the decoded event objects of a stream: the fast path for rehydration."""
-        decode = self.registry.decode
-        return [decode(r.type, r.data, r.schema)
-                for r in self._read_stream_rows(stream_id, max(from_version, 1), to_version)]
+        return self.registry.decode_many(
+            self._read_payloads(stream_id, max(from_version, 1), to_version))
+
+    def _read_payloads(self, stream_id: str, from_version: int,
+                       to_version: int | None) -> list[tuple[str, str, int]]:
+        """``(type, data, schema)`` of a stream's events; stores may read less than rows."""
+        return [(r.type, r.data, r.schema)
+                for r in self._read_stream_rows(stream_id, from_version, to_version)]
 
     # -- the log as data (implemented in eventlab.frames) -------------------------------
 
@@ -367,7 +376,7 @@ class EventStore(ABC):
         Checkpoints only move forward: an older position raises unless ``reset``.
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (stores with nothing to release keep this)
         """Release the store's resources."""
 
     def __enter__(self) -> EventStore:

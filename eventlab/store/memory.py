@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import uuid
 from collections.abc import Iterable
 
 from .base import EventStore, Expected, Pending, Row, check_checkpoint_forward
@@ -48,7 +49,8 @@ class InMemoryEventStore(EventStore):
                 for offset, p in enumerate(batch, start=1):
                     position += 1
                     row = Row(position, stream_id, actual + offset, p.type, p.data,
-                              p.metadata, p.event_id, p.recorded_at, p.schema)
+                              p.metadata, p.event_id or str(uuid.uuid4()), p.recorded_at,
+                              p.schema)
                     rows.append(row)
                     self._log.append(row)
             wrote = position != self._head
