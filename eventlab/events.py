@@ -20,6 +20,7 @@ Deposited(amount=10.0)
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Iterable
 from itertools import groupby
 from typing import Any
@@ -46,9 +47,9 @@ def event_version(cls: type) -> int:
 class EventRegistry:
     """Maps stored type names to event classes, and back.
 
-    Registering a class whose name is already taken by a class of the same
-    module and qualified name replaces it: that is a notebook cell being run
-    again. Two unrelated classes asking for one name is an error.
+    Registering a class whose name is already taken replaces the old class for
+    reading: a notebook cell run again does that silently, an unrelated class of
+    the same name with a warning. Instances of the old class still append.
     """
 
     def __init__(self) -> None:
@@ -68,11 +69,12 @@ class EventRegistry:
             type_name = name or cls.__name__
             old = self._classes.get(type_name)
             if old is not None and old is not cls:
-                if not _same_origin(old, cls) and old.__name__ == cls.__name__ and name is None:
-                    raise EventlabError(
-                        f"event type {type_name!r} is already registered to "
-                        f"{old.__module__}.{old.__qualname__}; register "
-                        f"{cls.__module__}.{cls.__qualname__} with name=... to tell them apart")
+                if not _same_origin(old, cls):
+                    warnings.warn(
+                        f"event type {type_name!r} now reads back as "
+                        f"{cls.__module__}.{cls.__qualname__} instead of "
+                        f"{old.__module__}.{old.__qualname__}; register one of them with "
+                        "name=... to keep both", stacklevel=3)
                 self._names.pop(old, None)
             self._classes[type_name] = cls
             self._names[cls] = type_name

@@ -42,13 +42,16 @@ def test_redefining_a_class_in_a_notebook_cell_just_works():
     assert type(registry.decode("Paid", '{"amount": 1}')) is second
 
 
-def test_two_unrelated_classes_with_one_name_are_refused():
+def test_an_unrelated_class_with_the_same_name_takes_over_with_a_warning():
     registry = EventRegistry()
-    registry.register(make_class())
-    impostor = make_class()
-    impostor.__module__ = "somewhere.else"
-    with pytest.raises(el.EventlabError, match=r"already registered.*name="):
-        registry.register(impostor)
+    mine = make_class()
+    registry.register(mine)
+    theirs = make_class()
+    theirs.__module__ = "somewhere.else"
+    with pytest.warns(UserWarning, match=r"now reads back as somewhere\.else\.Paid"):
+        registry.register(theirs)
+    assert registry.class_for("Paid") is theirs
+    assert registry.encode(mine(1.0))[0] == "Paid"
 
 
 def test_appending_registers_the_class(tmp_path):
