@@ -21,10 +21,26 @@ def attempt(check: Callable[..., Any], *answer: Any) -> None:
     """Run ``check(*answer)``: say so if the answer is still a stub, raise if it is wrong."""
     try:
         check(*answer)
-    except NotImplementedError:
+    except AssertionError as wrong:
+        raise AssertionError(f"Not quite: {wrong}") from None
+    except Exception as problem:
+        if not _unfinished(problem):
+            raise
         print("Not attempted yet: replace the NotImplementedError with your code, run that "
               "cell, then this one. (The solution is in the hidden cell below.)")
         return
-    except AssertionError as wrong:
-        raise AssertionError(f"Not quite: {wrong}") from None
     print("✓ correct")
+
+
+def _unfinished(problem: BaseException | None) -> bool:
+    """Whether ``problem`` is, or was caused by, a stub's ``NotImplementedError``.
+
+    Library code may wrap it (a projector raises ``ApplyError`` from it).
+    """
+    seen = set()
+    while problem is not None and id(problem) not in seen:
+        if isinstance(problem, NotImplementedError):
+            return True
+        seen.add(id(problem))
+        problem = problem.__cause__ or problem.__context__
+    return False

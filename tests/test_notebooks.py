@@ -122,3 +122,25 @@ def test_attempt_accepts_a_right_answer(capsys):
 
     load_solutions().attempt(check, lambda x: x * 2)
     assert "✓ correct" in capsys.readouterr().out
+
+
+def test_attempt_sees_a_stub_behind_a_wrapping_error(capsys):
+    def check(fn):
+        try:
+            fn()
+        except NotImplementedError as exc:
+            raise RuntimeError("the library wrapped it") from exc
+
+    def stub():
+        raise NotImplementedError
+
+    load_solutions().attempt(check, stub)
+    assert "Not attempted yet" in capsys.readouterr().out
+
+
+def test_attempt_lets_other_errors_through():
+    def check(fn):
+        fn()
+
+    with pytest.raises(KeyError):
+        load_solutions().attempt(check, lambda: {}["missing"])
