@@ -1,6 +1,10 @@
 """The command line: ``python -m eventlab demo`` and friends, mirroring the Python API.
 
     python -m eventlab demo
+    python -m eventlab import data/receipt/receipt.xes.gz --db receipt.duckdb
+    python -m eventlab info --db receipt.duckdb
+    python -m eventlab sql --db receipt.duckdb "select type, count(*) from events group by 1"
+    python -m eventlab export --db receipt.duckdb receipt-parquet/
 """
 
 from __future__ import annotations
@@ -15,6 +19,93 @@ def _demo(args: argparse.Namespace) -> None:
     run_demo(args.db)
 
 
+# -- the log as data: import, info, export, sql -----------------------------------------
+
+def _open(path: str, read_only: bool = False):
+    from .store.duckdb import connect
+
+    return connect(path, read_only=read_only)
+
+
+def _failing(run):
+    """Report an eventlab error as one line on stderr and exit 1 (no traceback)."""
+    def wrapped(args: argparse.Namespace) -> None:
+        from .errors import EventlabError
+
+        try:
+            run(args)
+        except EventlabError as exc:
+            raise SystemExit(f"error: {exc}") from None
+    return wrapped
+
+
+@_failing
+def _import(args: argparse.Namespace) -> None:
+    from .importers import import_log
+
+    with _open(args.db) as store:
+        summary = import_log(store, args.log, case=args.case, activity=args.activity,
+                             timestamp=args.timestamp, stream_prefix=args.prefix)
+    print(f"imported {summary.events} events of {summary.cases} cases "
+          f"({summary.activities} activities) into {args.db}")
+
+
+@_failing
+def _info(args: argparse.Namespace) -> None:
+    with _open(args.db, read_only=True) as store:
+        row = store.sql("select count(distinct stream_id) as streams, count(*) as events, "
+                        "count(distinct type) as types, min(recorded_at) as first, "
+                        "max(recorded_at) as last from events").iloc[0]
+        print(f"{args.db}: {row['streams']} streams, {row['events']} events, "
+              f"{row['types']} types")
+        if row["events"]:
+            print(f"from {row['first']} to {row['last']}")
+            counts = store.sql("select type, count(*) as events from events "
+                               "group by type order by events desc, type")
+            print(counts.to_string(index=False))
+
+
+@_failing
+def _export(args: argparse.Namespace) -> None:
+    with _open(args.db, read_only=True) as store:
+        target = store.export_parquet(args.dir, overwrite=args.overwrite)
+    print(f"wrote Parquet partitioned by type to {target}")
+
+
+@_failing
+def _sql(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    with _open(args.db, read_only=True) as store:
+        frame = store.sql(args.query)
+    with pd.option_context("display.max_rows", args.max_rows, "display.width", 200):
+        print(frame.to_string(index=False, max_rows=args.max_rows))
+
+
+def _add_log_commands(commands: argparse._SubParsersAction) -> None:
+    imp = commands.add_parser("import", help="import an XES, CSV or Parquet log into a file")
+    imp.add_argument("log", help="the log: .xes, .xes.gz, .csv, .parquet or a Parquet folder")
+    imp.add_argument("--db", required=True, help="DuckDB file to import into")
+    imp.add_argument("--case", help="the case column (default: found by name)")
+    imp.add_argument("--activity", help="the activity column (default: found by name)")
+    imp.add_argument("--timestamp", help="the timestamp column (default: found by name)")
+    imp.add_argument("--prefix", default="", help="prefix for the stream ids")
+    imp.set_defaults(run=_import)
+    info = commands.add_parser("info", help="streams, events, types and time span of a file")
+    info.add_argument("--db", required=True, help="DuckDB file to describe")
+    info.set_defaults(run=_info)
+    export = commands.add_parser("export", help="write the log as Parquet partitioned by type")
+    export.add_argument("dir", help="the folder to write")
+    export.add_argument("--db", required=True, help="DuckDB file to export")
+    export.add_argument("--overwrite", action="store_true", help="replace the folder's files")
+    export.set_defaults(run=_export)
+    query = commands.add_parser("sql", help="run SQL over the view `events`")
+    query.add_argument("query", help='e.g. "select type, count(*) from events group by 1"')
+    query.add_argument("--db", required=True, help="DuckDB file to query")
+    query.add_argument("--max-rows", type=int, default=60, help="rows to print at most")
+    query.set_defaults(run=_sql)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m eventlab",
                                      description="eventlab: event sourcing you can see")
@@ -22,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the bank-account example end to end")
     demo.add_argument("--db", help="DuckDB file to use (default: a temporary file)")
     demo.set_defaults(run=_demo)
+    _add_log_commands(commands)
     return parser
 
 

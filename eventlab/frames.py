@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
 ENVELOPE = ("position", "stream_id", "version", "type", "recorded_at", "event_id", "metadata")
 _TABLE = "eventlab_events"
 _UTC = pa.timestamp("us", tz="UTC")
+_PY_UTC = pa.timestamp("us", tz="+00:00")   # converts to datetime.timezone.utc
 _INT_LEAVES = {"UBIGINT": "BIGINT", "UINTEGER": "BIGINT", "INTEGER": "BIGINT"}
 
 
@@ -133,7 +133,11 @@ def _quote(name: str) -> str:
 
 def flat_select(con: duckdb.DuckDBPyConnection, where: str = "",
                 params: Sequence[Any] = ()) -> str:
-    """SQL selecting the envelope plus one column per payload leaf from ``eventlab_events``."""
+    """SQL selecting the envelope plus one column per payload leaf from ``eventlab_events``.
+
+    It has no ORDER BY: a scan returns rows in the order they were stored, which
+    is position order; ``to_arrow`` checks that and sorts only when it is not.
+    """
     found = con.execute(f"select json_group_structure(data::json) from {_TABLE}{where}",
                         list(params)).fetchall()
     text = found[0][0] if found else None
@@ -141,7 +145,7 @@ def flat_select(con: duckdb.DuckDBPyConnection, where: str = "",
     envelope = ("position, stream_id, version, type, recorded_at, "
                 "event_id::varchar as event_id, metadata")
     if not isinstance(structure, dict) or not structure or structure == "JSON":
-        return f"select {envelope} from {_TABLE}{where} order by position"
+        return f"select {envelope} from {_TABLE}{where}"
     columns = []
     for path, _ in sorted(_leaves(structure), key=lambda item: ".".join(item[0])):
         name = ".".join(path)
@@ -150,7 +154,7 @@ def flat_select(con: duckdb.DuckDBPyConnection, where: str = "",
         columns.append("p." + ".".join(_quote(k) for k in path) + " as " + _quote(name))
     shape = json.dumps(structure).replace("'", "''")
     return (f"select {envelope}, {', '.join(columns)} from (select *, "
-            f"json_transform(data, '{shape}') as p from {_TABLE}{where}) order by position")
+            f"json_transform(data, '{shape}') as p from {_TABLE}{where})")
 
 
 def _types_mapper(dtype: pa.DataType) -> Any:
@@ -171,6 +175,9 @@ def to_arrow(store: EventStore, stream_id: str | None = None, types: Iterable[An
     where, params = _filters(store, stream_id, types, from_position, to_position, since, until)
     with connection(store) as con:
         table = con.sql(flat_select(con, where, params), params=params).to_arrow_table()
+    positions = table.column("position").to_numpy()
+    if len(positions) > 1 and not bool((positions[1:] > positions[:-1]).all()):
+        table = table.sort_by("position")
     index = table.schema.get_field_index("recorded_at")
     return table.set_column(index, "recorded_at", table.column(index).cast(_UTC))
 
@@ -186,7 +193,8 @@ def to_df(store: EventStore, stream_id: str | None = None, types: Iterable[Any] 
     event lacks is ``<NA>`` without turning the other values into floats.
     """
     table = to_arrow(store, stream_id, types, from_position, to_position, since, until)
-    frame = table.to_pandas(types_mapper=_types_mapper)
+    frame = table.to_pandas(types_mapper=_types_mapper, self_destruct=True, split_blocks=True)
+    del table
     return frame.astype({"position": "int64", "version": "int64"})
 
 
@@ -235,8 +243,8 @@ def export_parquet(store: EventStore, path: str | os.PathLike[str],
         else:
             target.mkdir(parents=True, exist_ok=True)
             destination = str(target / "events.parquet")
-        con.execute(f"copy ({query}) to '{destination.replace(chr(39), chr(39) * 2)}' "
-                    f"({options})")
+        quoted = destination.replace("'", "''")
+        con.execute(f"copy ({query} order by position) to '{quoted}' ({options})")
     return target
 
 
@@ -276,14 +284,14 @@ def batch_groups(rows: Any) -> list[tuple[str, list[Pending]]]:
     the rows' order both globally and within each stream.
     """
     table = batch_table(rows)
+    table = table.set_column(5, "recorded_at", table.column(5).cast(_PY_UTC))
     now = datetime.now(UTC)
     groups: list[tuple[str, list[Pending]]] = []
     for stream_id, type_, data, meta, event_id, at in zip(
             *(table.column(i).to_pylist() for i in range(table.num_columns)), strict=True):
         if not groups or groups[-1][0] != stream_id:
             groups.append((stream_id, []))
-        groups[-1][1].append(Pending(type_, data, meta or "{}", event_id or str(uuid.uuid4()),
-                                     at or now, 1, event_id is not None))
+        groups[-1][1].append(Pending(type_, data, meta or "{}", event_id, at or now, 1))
     return groups
 
 

@@ -106,6 +106,7 @@ class SqlProjection:
         self.key_expr = {k: key_expr.get(k, _quote(k)) for k in keys}
         self.combine = combine
         self.checkpoint_name = f"sql:{name}"
+        self._ready = False
 
     @property
     def position(self) -> int:
@@ -129,7 +130,8 @@ class SqlProjection:
         with store._state.lock:  # no append lands while the table catches up
             head = store.head()
             found = store.load_checkpoint(self.checkpoint_name)
-            exists = self._table_exists()
+            # Once this object has refreshed, the table is known to exist: skip a query.
+            exists = self._ready or self._table_exists()
             if exists and found is None:
                 raise EventlabError(
                     f"a table named {self.table!r} already exists and is not the SQL "
@@ -150,8 +152,10 @@ class SqlProjection:
                     self._replace(db, head)
                 store.save_checkpoint(self.checkpoint_name, head, None, reset=full)
                 db.execute("commit")
+                self._ready = True
             except duckdb.Error as exc:
                 db.execute("rollback")
+                self._ready = False
                 raise EventlabError(f"SQL projection {self.name!r}: {exc}") from exc
             except BaseException:
                 db.execute("rollback")
@@ -182,9 +186,15 @@ class SqlProjection:
                     f"SQL projection {self.name!r}: column(s) {loose} have no combine rule; "
                     f"give combine={{column: 'sum' | 'min' | 'max' | 'last' | 'first'}}")
 
-    def _matches(self, left: str, right: Mapping[str, str]) -> str:
-        return " and ".join(f"{left}.k{i} is not distinct from {right[k]}"
+    def _among(self, affected: str, exprs: Mapping[str, str]) -> str:
+        """SQL true when the row's key (``exprs``) is among the ``affected`` keys, NULLs too."""
+        if len(self.keys) == 1:  # IN becomes a hash semi-join: much cheaper than EXISTS
+            e = exprs[self.keys[0]]
+            return (f"(({e}) in (select k0 from {affected}) or (({e}) is null and exists "
+                    f"(select 1 from {affected} where k0 is null)))")
+        same = " and ".join(f"a.k{i} is not distinct from ({exprs[k]})"
                             for i, k in enumerate(self.keys))
+        return f"exists (select 1 from {affected} a where {same})"
 
     def _recompute(self, db: duckdb.DuckDBPyConnection, last: int, head: int) -> None:
         table, affected = _quote(self.table), _quote(f"_eventlab_{self.name}_keys")
@@ -192,12 +202,9 @@ class SqlProjection:
         db.execute(f"create or replace temp table {affected} as select distinct {picks} "
                    f"from main.events where position > {last} and position <= {head}")
         own = {k: f"t.{_quote(k)}" for k in self.keys}
-        db.execute(f"delete from {table} t where exists "
-                   f"(select 1 from {affected} a where {self._matches('a', own)})")
-        where = (f"position <= {head} and exists (select 1 from {affected} a "
-                 f"where {self._matches('a', self.key_expr)})")
+        db.execute(f"delete from {table} t where {self._among(affected, own)}")
+        where = f"position <= {head} and {self._among(affected, self.key_expr)}"
         db.execute(f"insert into {table} by name {self._over(where)}")
-        db.execute(f"drop table {affected}")
 
     def _merge(self, db: duckdb.DuckDBPyConnection, last: int, head: int) -> None:
         table, delta = _quote(self.table), _quote(f"_eventlab_{self.name}_delta")
@@ -210,7 +217,6 @@ class SqlProjection:
         db.execute(f"update {table} t set {sets} from {delta} d where {same}")
         db.execute(f"insert into {table} by name select d.* from {delta} d where not exists "
                    f"(select 1 from {table} t where {same})")
-        db.execute(f"drop table {delta}")
 
     def _replace(self, db: duckdb.DuckDBPyConnection, head: int) -> None:
         table = _quote(self.table)

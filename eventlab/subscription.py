@@ -23,6 +23,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -137,10 +138,13 @@ class Subscription:
                 self._progress.notify_all()
 
     def _fail(self, exc: BaseException, event: RecordedEvent | None) -> None:
-        self.error, self.failed_event = exc, event
-        self._done = True
+        # Report first: whoever waits on this subscription wakes up once it is marked done.
         log.error("subscription stopped after position %d: %s", self.position,
                   SubscriptionError(exc, event, self.position), exc_info=exc)
+        with self._progress:
+            self.error, self.failed_event = exc, event
+            self._done = True
+            self._progress.notify_all()
 
     def _finish(self) -> None:
         with self._progress:
@@ -196,10 +200,9 @@ class Subscription:
         if exc_type is None:
             self.close()
             return
-        try:  # the block's own exception wins; a handler error stays on .error
+        # the block's own exception wins; a handler error stays on .error
+        with contextlib.suppress(SubscriptionError):
             self.close()
-        except SubscriptionError:
-            pass
 
     def __repr__(self) -> str:
         status = "failed" if self.error is not None else "running" if self.running else "closed"

@@ -66,9 +66,10 @@ class ProjectionChart(View):
 
     ``every`` is how many events pass between redraws (the last event applied
     always gets a frame). ``types`` restricts the events read to those type
-    names (default: the projection's own ``types``). From Python: ``step(n)``, ``run(until=None, delay=0)``, ``reset()``,
-    ``follow()`` / ``stop()``; ``state``, ``position``, ``count`` and
-    ``frames`` (how many times the chart was drawn) show where it is.
+    names (default: the projection's own ``types``). From Python: ``step(n)``,
+    ``run(until=None, delay=0)``, ``reset()``, ``follow()`` / ``stop()``;
+    ``state``, ``position``, ``count`` and ``frames`` (how many times the chart
+    was drawn) show where it is.
     """
 
     def __init__(self, store: EventStore, projection: Any, plot: Plot, *, every: int = 1,
@@ -202,9 +203,10 @@ def animate_projection(store: EventStore, projection: Any, plot: Plot, *, every:
                        figsize: tuple[float, float] = (6.0, 3.2)) -> FuncAnimation:
     """Render the projection's build-up as a ``FuncAnimation`` (for slides and static pages).
 
-    One frame for the initial state, one every ``every`` events, and the final state. ``frames`` caps the
-    frame count by widening ``every``. Show it with ``HTML(anim.to_jshtml())``
-    or save a GIF with ``anim.save("p.gif", writer=PillowWriter(fps=4))``.
+    One frame for the initial state, one every ``every`` events, and the final
+    state. ``frames`` caps the frame count by widening ``every``. Show it with
+    ``HTML(anim.to_jshtml())`` or save a GIF with
+    ``anim.save("p.gif", writer=PillowWriter(fps=4))``.
 
     >>> import eventlab as el
     >>> from eventlab.examples.bank import Opened

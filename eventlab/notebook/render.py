@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948",
            "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
 
+_TD = '<td style="padding:1px 8px"'
 _BOX = ("font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px;"
         "border:1px solid #ddd;border-radius:4px;padding:6px 8px;margin:2px 0")
 
@@ -100,12 +101,13 @@ def state_table(state: Any, changed: Iterable[str] = (), title: str = "state",
     if other is not None:
         names += [n for n in other if n not in fields]
     head = "<th>field</th><th>value</th>" + ("<th>what if</th>" if other is not None else "")
+    head = head.replace("<th>", '<th style="padding:1px 8px;text-align:left">')
     for name in names:
         value = fields.get(name, "")
         cell = html.escape(short(value))
         if name in changed or (name == "value" and "value" in changed):
             cell = f'<mark class="el-changed" data-field="{html.escape(name)}">{cell}</mark>'
-        row = f"<td>{html.escape(name)}</td><td class=\"el-value\" data-field=\"" \
+        row = f"{_TD}>{html.escape(name)}</td>{_TD} class=\"el-value\" data-field=\"" \
               f"{html.escape(name)}\">{cell}</td>"
         if other is not None:
             alt = other.get(name, "")
@@ -114,7 +116,7 @@ def state_table(state: Any, changed: Iterable[str] = (), title: str = "state",
             if differs:
                 alt_cell = f'<mark class="el-differs" data-field="{html.escape(name)}">' \
                            f"{alt_cell}</mark>"
-            row += f'<td class="el-alt" data-field="{html.escape(name)}">{alt_cell}</td>'
+            row += f'{_TD} class="el-alt" data-field="{html.escape(name)}">{alt_cell}</td>'
         rows.append(f"<tr>{row}</tr>")
     return (f'<div class="el-state" style="{_BOX}"><b>{html.escape(title)}</b>'
             f'<table style="border-collapse:collapse"><tr>{head}</tr>{"".join(rows)}</table>'
@@ -129,7 +131,7 @@ def event_card(event: Any, title: str = "event") -> str:
     payload = fields_of(event.data)
     if payload is None:
         payload = {"value": event.data}
-    items = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(short(v))}</td></tr>"
+    items = "".join(f"<tr>{_TD}>{html.escape(k)}</td>{_TD}>{html.escape(short(v))}</td></tr>"
                     for k, v in payload.items())
     meta = ", ".join(f"{html.escape(str(k))}={html.escape(short(v, 40))}"
                      for k, v in (event.metadata or {}).items()) or "—"

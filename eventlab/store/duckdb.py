@@ -411,7 +411,7 @@ class DuckDBEventStore(EventStore):
             try:
                 if table.column("event_id").null_count < count and db.execute(
                         f"select count(*) from {TABLE} e join _eventlab_bulk b "
-                        "on e.event_id = b.event_id::uuid").fetchone()[0]:
+                        "on e.event_id = b.event_id::uuid").fetchall()[0][0]:
                     return EventStore.append_batch(self, table.drop_columns(["_n"]))
                 head = state.head
                 try:
@@ -427,7 +427,7 @@ class DuckDBEventStore(EventStore):
                             where stream_id in (select stream_id from _eventlab_bulk)
                             group by stream_id) v using (stream_id)
                         order by b._n""",
-                        [head, datetime.now(UTC)])
+                        [head, datetime.now(UTC)]).fetchall()
                 except (duckdb.ConstraintException, duckdb.TransactionException) as exc:
                     state.versions.clear()
                     raise ConcurrencyError(

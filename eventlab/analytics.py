@@ -1,0 +1,140 @@
+"""Process analytics over a store's log, computed in DuckDB SQL, returned as DataFrames.
+
+Every function works on both stores (through ``eventlab.frames.connection``)
+and treats each stream as a case and each event type as an activity.
+
+>>> import eventlab as el
+>>> store = el.InMemoryEventStore()
+>>> for case in ("c1", "c2"):
+...     _ = store.append(case, [el.NewEvent({}, type="open"), el.NewEvent({}, type="close")])
+>>> directly_follows(store)[["source", "target", "count"]].values.tolist()
+[['open', 'close', 2]]
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from .frames import connection
+from .store.base import InvalidInputError
+
+if TYPE_CHECKING:
+    from .store.base import EventStore
+
+_UNITS = {"s": "second", "sec": "second", "second": "second", "min": "minute",
+          "t": "minute", "minute": "minute", "h": "hour", "hour": "hour", "d": "day",
+          "day": "day", "w": "week", "week": "week", "m": "month", "ms": "month",
+          "me": "month", "month": "month", "q": "quarter", "quarter": "quarter",
+          "y": "year", "a": "year", "ys": "year", "year": "year"}
+
+
+def _query(store: EventStore, query: str, timedeltas: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Run SQL over ``eventlab_events``; ``timedeltas`` name microsecond columns."""
+    with connection(store) as con:
+        frame = con.sql(query).to_arrow_table().to_pandas()
+    for name in timedeltas:
+        frame[name] = pd.to_timedelta(frame[name], unit="us")
+    return frame
+
+
+def interval(every: str) -> str:
+    """A pandas-style period (``"1D"``, ``"6h"``, ``"15min"``, ``"1W"``, ``"1M"``) as a
+    DuckDB interval.
+
+    >>> interval("15min"), interval("1D"), interval("2W")
+    ('15 minute', '1 day', '2 week')
+    """
+    match = re.fullmatch(r"\s*(\d*)\s*([A-Za-z]+)\s*", every)
+    unit = _UNITS.get(match.group(2).lower()) if match else None
+    if unit is None:
+        raise InvalidInputError(
+            f"every={every!r} is not a period; use e.g. '1D', '6h', '15min', '1W', '1M'")
+    return f"{int(match.group(1) or 1)} {unit}"
+
+
+def events_over_time(store: EventStore, every: str = "1D") -> pd.DataFrame:
+    """Events per type in each period: one row per period (empty periods count 0),
+    one column per type; the index is the period's start (UTC)."""
+    step = interval(every)
+    frame = _query(store, f"""
+        with counted as (
+            select time_bucket(interval '{step}', recorded_at) as period, type,
+                   count(*) as events
+            from eventlab_events group by all),
+        periods as (
+            select unnest(generate_series(min(period), max(period), interval '{step}'))
+                   as period from counted)
+        select p.period, c.type, coalesce(c.events, 0) as events
+        from periods p left join counted c using (period) order by p.period""")
+    if frame.empty:
+        return pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="period"))
+    periods = pd.DatetimeIndex(sorted(frame["period"].unique()))
+    counted = frame.dropna(subset=["type"])
+    wide = counted.pivot_table(index="period", columns="type", values="events",
+                               aggfunc="sum", fill_value=0)
+    wide = wide.reindex(periods).fillna(0).astype("int64")
+    wide.columns.name = None
+    wide.index = pd.DatetimeIndex(wide.index, name="period")
+    return wide
+
+
+def stream_lengths(store: EventStore) -> pd.DataFrame:
+    """Per stream (case): its number of events, first and last time; longest first."""
+    return _query(store, """
+        select stream_id, count(*) as events, min(recorded_at) as first,
+               max(recorded_at) as last
+        from eventlab_events group by stream_id
+        order by events desc, min(position)""")
+
+
+def durations(store: EventStore) -> pd.DataFrame:
+    """Every event with the time since the previous event of its stream
+    (``since_previous``; missing for a stream's first event)."""
+    return _query(store, """
+        select position, stream_id, version, type, recorded_at,
+               date_diff('microsecond', lag(recorded_at) over w, recorded_at)
+                   as since_previous
+        from eventlab_events window w as (partition by stream_id order by version)
+        order by position""", ("since_previous",))
+
+
+def throughput_times(store: EventStore) -> pd.DataFrame:
+    """Per stream (case): start, end, events and the time from first to last event."""
+    return _query(store, """
+        select stream_id, min(recorded_at) as start, max(recorded_at) as "end",
+               count(*) as events,
+               date_diff('microsecond', min(recorded_at), max(recorded_at)) as duration
+        from eventlab_events group by stream_id order by min(position)""", ("duration",))
+
+
+def directly_follows(store: EventStore) -> pd.DataFrame:
+    """The directly-follows relation: how often type ``target`` comes right after
+    ``source`` in a stream, and the median time between them; most frequent first."""
+    return _query(store, """
+        with steps as (
+            select type as source, lead(type) over w as target,
+                   date_diff('microsecond', recorded_at, lead(recorded_at) over w) as gap
+            from eventlab_events window w as (partition by stream_id order by version))
+        select source, target, count(*) as count,
+               median(gap)::bigint as median_duration
+        from steps where target is not null
+        group by source, target order by count desc, source, target""", ("median_duration",))
+
+
+def variants(store: EventStore) -> pd.DataFrame:
+    """Process variants: each distinct sequence of types in a stream, how many streams
+    follow it (``count``, ``share``) and one example stream; most frequent first."""
+    frame = _query(store, """
+        with sequences as (
+            select stream_id, list(type order by version) as variant, min(position) as first
+            from eventlab_events group by stream_id)
+        select variant, count(*) as count, arg_min(stream_id, first) as example,
+               len(any_value(variant)) as length
+        from sequences group by variant order by count desc, min(first)""")
+    if not frame.empty:
+        frame["variant"] = [tuple(v) for v in frame["variant"]]
+        frame.insert(2, "share", frame["count"] / frame["count"].sum())
+    return frame

@@ -1,0 +1,214 @@
+"""Read CSV files, Parquet files or directories, and DataFrames as rows ready to import.
+
+Three columns are mapped (case, activity, timestamp; found by common names when
+not given). Columns named ``case:<name>`` (and a ``metadata`` JSON column) go to
+the metadata; the other columns form the payload, with dotted names nested
+(``address.city``). Unnamed columns (a saved pandas index) are dropped, and so
+are the ``position``, ``version`` and ``event_id`` columns of an eventlab frame;
+``position`` then keeps the frame's order. Empty cells are left out of payloads.
+
+>>> pick(["case_id", "activity", "timestamp"], None, CASE, "case")
+'case_id'
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import LogImportError
+
+CASE = ("case:concept:name", "case_id", "case id", "caseid", "case", "stream_id", "trace_id",
+        "trace")
+ACTIVITY = ("concept:name", "activity", "activity_name", "activity name", "event",
+            "event_name", "type", "action", "task")
+TIMESTAMP = ("time:timestamp", "timestamp", "time", "recorded_at", "datetime",
+             "complete_timestamp", "end_time", "date")
+_FRAME_ONLY = ("position", "version", "event_id")
+_ENVELOPE = {"position", "stream_id", "version", "type", "recorded_at", "event_id", "metadata"}
+
+
+def read_csv(path: str | os.PathLike[str]) -> pa.Table:
+    """A CSV file as an Arrow table in file order; the delimiter and types are sniffed."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise LogImportError(f"{path.name} is empty: it holds no header and no rows")
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
+        sample = handle.read(65536)
+    try:
+        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+        delimiter = dialect.delimiter
+    except csv.Error:
+        delimiter = ","
+    header = next(csv.reader([sample.splitlines()[0]], delimiter=delimiter), [])
+    con = duckdb.connect()
+    try:
+        query = ("select * from read_csv(?, header = true, delim = ?, "
+                 "all_varchar = {}, sample_size = 20480)")
+        try:
+            table = con.sql(query.format("false"), params=[str(path), delimiter]).to_arrow_table()
+        except duckdb.ConversionException:
+            # a value past the sniffed sample does not fit its column's type: read
+            # everything as text and let the checks name the row that is wrong
+            table = con.sql(query.format("true"), params=[str(path), delimiter]).to_arrow_table()
+        except duckdb.Error as exc:
+            raise LogImportError(f"{path.name}: cannot read it as CSV: {exc}") from None
+    finally:
+        con.close()
+    unnamed = [table.column_names[i] for i, name in enumerate(header)
+               if not name.strip() and i < table.num_columns]
+    return table.drop_columns(unnamed)
+
+
+def read_parquet(path: str | os.PathLike[str]) -> pa.Table:
+    """A Parquet file, or a (Hive-partitioned) directory of them, as one Arrow table."""
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise LogImportError(f"{Path(path).name}: cannot read it as Parquet: {exc}") from None
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):   # partition columns come back as categories
+            table = table.set_column(i, field.name, table.column(i).cast(field.type.value_type))
+    return table
+
+
+def from_frame(frame: pd.DataFrame) -> pa.Table:
+    """A DataFrame (its index is ignored) as an Arrow table."""
+    try:
+        return pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise LogImportError(f"the DataFrame cannot be read as a table: {exc}") from None
+
+
+def pick(columns: Sequence[str], given: str | None, candidates: Sequence[str],
+         role: str, where: str = "the log") -> str:
+    """The column playing ``role``: the one given, or the first common name present."""
+    if given is not None:
+        if given not in columns:
+            raise LogImportError(
+                f"{where}: there is no column {given!r} for the {role} "
+                f"(columns: {', '.join(columns)})")
+        return given
+    lowered = {c.lower(): c for c in reversed(columns)}
+    for name in candidates:
+        if name in lowered:
+            return lowered[name]
+    raise LogImportError(
+        f"{where}: no {role} column found; name it with {role}=... "
+        f"(looked for {', '.join(candidates[:6])}; columns: {', '.join(columns)})")
+
+
+def prepare(table: pa.Table, where: str, first_line: int, case: str | None,
+            activity: str | None, timestamp: str | None,
+            attributes: Collection[str] | None) -> tuple[pa.Table, dict[str, str]]:
+    """Import rows (line, case, activity, timestamp, data, metadata, ord) from a table.
+
+    ``first_line`` is the number the first row gets in messages (2 for a CSV
+    file, whose header is line 1). Returns the rows and the mapped column names.
+    """
+    columns = table.column_names
+    if not columns:
+        raise LogImportError(f"{where} has no columns")
+    is_frame = {"position", "stream_id", "type", "recorded_at", "metadata"} <= set(columns)
+    if is_frame:   # a to_df frame (or its Parquet export): its envelope maps itself
+        case, activity = case or "stream_id", activity or "type"
+        timestamp = timestamp or "recorded_at"
+    mapping = {"case": pick(columns, case, CASE, "case", where),
+               "activity": pick(columns, activity, ACTIVITY, "activity", where),
+               "timestamp": pick(columns, timestamp, TIMESTAMP, "timestamp", where)}
+    used = set(mapping.values())
+    payload, meta = [], []
+    for name in columns:
+        if name in used or (is_frame and name in _FRAME_ONLY) or name == "metadata":
+            continue
+        if name.startswith("case:"):
+            meta.append(name)
+        elif attributes is None or name in attributes:
+            payload.append(name)
+    types = dict(zip(table.column_names, table.schema.types, strict=True))
+    n = table.num_rows
+    table = table.append_column("__line", pa.array(range(first_line, first_line + n),
+                                                    pa.int64()))
+    order = '"position"' if is_frame else "__line"
+    meta_parts = []
+    if meta:
+        meta_parts.append(_json_object({name[5:]: name for name in meta}, types))
+    if "metadata" in columns:
+        meta_parts.insert(0, 'coalesce("metadata"::varchar, \'{}\')')
+    if meta_parts:
+        meta_sql = "json_merge_patch('{}', " + ", ".join(meta_parts) + ")::varchar"
+        meta_sql = f"nullif({meta_sql}, '{{}}')"
+    else:
+        meta_sql = "null::varchar"
+    data_sql = "json_merge_patch('{}', " + _json_object(_nest(payload), types) + ")::varchar"
+    query = (f"select __line as line, {_q(mapping['case'])}::varchar as \"case\", "
+             f"{_q(mapping['activity'])}::varchar as activity, "
+             f"{_q(mapping['timestamp'])} as timestamp, {data_sql} as data, "
+             f"{meta_sql} as metadata, {order}::bigint as ord from _source")
+    con = duckdb.connect()
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        con.register("_source", table)
+        rows = con.sql(query).to_arrow_table()
+    except duckdb.Error as exc:
+        raise LogImportError(f"{where}: cannot read the columns: {exc}") from None
+    finally:
+        con.close()
+    return rows, mapping
+
+
+def _nest(names: Sequence[str]) -> dict[str, Any]:
+    """Dotted column names as a tree of keys whose leaves are column names."""
+    tree: dict[str, Any] = {}
+    for name in names:
+        parts = name.split(".")
+        if len(parts) == 2 and parts[0] == "data" and parts[1] in _ENVELOPE:
+            parts = [parts[1]]            # to_df's name for a field that shadows the envelope
+        node = tree
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):  # "a" and "a.b" both present: keep "a.b" flat
+                node, parts = tree, [name]
+                break
+            node = child
+        node[parts[-1]] = name
+    return tree
+
+
+def _json_object(tree: dict[str, Any], types: dict[str, pa.DataType]) -> str:
+    if not tree:
+        return "'{}'::json"
+    args = []
+    for key, value in tree.items():
+        args.append(_literal(key))
+        if isinstance(value, dict):   # a nested object whose fields are all empty is left out
+            args.append(f"nullif(json_merge_patch('{{}}', {_json_object(value, types)})"
+                        "::varchar, '{}')::json")
+        else:
+            args.append(_value(value, types[value]))
+    return "json_object(" + ", ".join(args) + ")"
+
+
+def _value(name: str, dtype: pa.DataType) -> str:
+    column = _q(name)
+    if pa.types.is_timestamp(dtype):
+        return f"strftime({column}::timestamptz, '%Y-%m-%dT%H:%M:%S.%fZ')"
+    if pa.types.is_floating(dtype):   # NaN is how pandas spells "absent"
+        return f"case when isnan({column}) then null else {column} end"
+    return column
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

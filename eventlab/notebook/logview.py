@@ -1,0 +1,102 @@
+"""LogView: one widget to look at a whole log through the plots of ``eventlab.notebook.plots``.
+
+A row of buttons picks the picture (events over time, type counts, stream
+lengths, swimlanes, the directly-follows map); the chart is drawn to a PNG so
+it shows in live and in static notebooks alike.
+
+>>> import eventlab as el
+>>> from eventlab.examples.bank import Deposited, Opened
+>>> store = el.InMemoryEventStore()
+>>> _ = store.append("a-1", [Opened("ada"), Deposited(5.0)])
+>>> view = LogView(store, kind="swimlanes")
+>>> view.kind = "swimlanes"
+>>> len(view.figure().axes[0].get_yticklabels())
+1
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as w
+from matplotlib.figure import Figure
+
+from ..store.base import EventStore
+from . import plots
+from .render import figure_png, png_img
+from .view import View
+
+#: What LogView can draw: label -> plot function of ``eventlab.notebook.plots``.
+KINDS: dict[str, Callable[..., Figure]] = {
+    "swimlanes": plots.plot_swimlanes,
+    "events over time": plots.plot_events_over_time,
+    "type counts": plots.plot_type_counts,
+    "stream lengths": plots.plot_stream_lengths,
+    "process map": plots.plot_directly_follows,
+}
+
+
+class LogView(View):
+    """Charts of a store's log; ``kind`` (settable) picks one of ``KINDS``.
+
+    ``options`` maps a kind to keyword arguments for its plot function, e.g.
+    ``{"swimlanes": {"streams": ["a-1", "a-2"]}}``. ``refresh()`` redraws
+    after new appends.
+    """
+
+    def __init__(self, store: EventStore, kind: str = "swimlanes",
+                 options: dict[str, dict[str, Any]] | None = None) -> None:
+        self.store = store
+        self.options = {k: dict(v) for k, v in (options or {}).items()}
+        unknown = set(self.options) - set(KINDS)
+        if unknown:
+            raise ValueError(
+                f"unknown LogView kind(s) {sorted(unknown)}; choose from {list(KINDS)}")
+        self._kind = w.ToggleButtons(options=list(KINDS), value=self._checked(kind),
+                                     style={"button_width": "120px"})
+        self._refresh = w.Button(icon="refresh", tooltip="redraw with new events",
+                                 layout=w.Layout(width="40px"))
+        self._image = w.Image(format="png")
+        self._caption = w.HTML()
+        self._png = b""
+        self._kind.observe(lambda ch: self._draw(), "value")
+        self._refresh.on_click(lambda _: self.refresh())
+        self.widget = w.VBox([w.HBox([self._kind, self._refresh]), self._caption, self._image])
+        self.widget.add_class("el-logview")
+        self._draw()
+
+    @property
+    def kind(self) -> str:
+        return self._kind.value
+
+    @kind.setter
+    def kind(self, kind: str) -> None:
+        self._kind.value = self._checked(kind)
+
+    def figure(self, kind: str | None = None) -> Figure:
+        """A fresh figure of ``kind`` (default: the one shown)."""
+        kind = self._checked(kind or self.kind)
+        return KINDS[kind](self.store, **self.options.get(kind, {}))
+
+    def refresh(self) -> None:
+        """Redraw the current chart from the log as it is now."""
+        self._draw()
+
+    def _draw(self) -> None:
+        self._png = figure_png(self.figure())
+        self._image.value = self._png
+        self._caption.value = (f'<span class="el-logcaption" data-kind="{html.escape(self.kind)}"'
+                               f">{self.store.head()} events in "
+                               f"{len(self.store.stream_ids())} streams</span>")
+
+    @staticmethod
+    def _checked(kind: str) -> str:
+        if kind not in KINDS:
+            raise ValueError(f"unknown LogView kind {kind!r}; choose from {list(KINDS)}")
+        return kind
+
+    def render(self) -> str:
+        return f'<div class="el-logview">{self._caption.value}<br/>' \
+               f"{png_img(self._png, self.kind)}</div>"

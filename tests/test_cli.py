@@ -1,0 +1,47 @@
+"""The command line on real files: import, info, sql, export, in a real subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "eventlab", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_import_info_sql_export(tmp_path):
+    db = str(tmp_path / "log.duckdb")
+    done = run("import", str(DATA / "running-example" / "running-example.csv"), "--db", db,
+               "--prefix", "claim-")
+    assert done.returncode == 0, done.stderr
+    assert "imported 42 events of 6 cases (8 activities)" in done.stdout
+    info = run("info", "--db", db)
+    assert info.returncode == 0, info.stderr
+    assert "6 streams, 42 events, 8 types" in info.stdout
+    assert "from 2010-12-30 10:02:00+00:00 to 2011-01-24 13:56:00+00:00" in info.stdout
+    query = run("sql", "--db", db, "select count(*) as n from events where stream_id = 'claim-3'")
+    assert query.returncode == 0, query.stderr
+    assert query.stdout.split() == ["n", "9"]
+    out = tmp_path / "parquet"
+    export = run("export", "--db", db, str(out))
+    assert export.returncode == 0, export.stderr
+    assert len(pd.read_parquet(out)) == 42
+
+
+def test_errors_are_one_line_and_exit_1(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("case_id,activity,timestamp\nc1,a,not-a-time\n")
+    db = str(tmp_path / "log.duckdb")
+    done = run("import", str(bad), "--db", db)
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("error: bad.csv, line 2: column 'timestamp'")
+    assert "Traceback" not in done.stderr
+    query = run("sql", "--db", db, "select nope")
+    assert query.returncode == 1 and "the query failed" in query.stderr
