@@ -26,7 +26,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from ..envelope import ANY, NO_STREAM, STREAM_EXISTS, ExpectedVersion, NewEvent, RecordedEvent
+from ..envelope import (
+    ANY,
+    NO_STREAM,
+    STREAM_EXISTS,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+    StoredUUID,
+)
 from ..errors import ConcurrencyError, EventlabError
 from ..events import REGISTRY, EventRegistry, InvalidEventError, dumps, loads
 
@@ -237,16 +245,19 @@ class EventStore(ABC):
         if limit is not None:
             check_position("limit", limit)
         type_list = _type_names(self.registry, types)
-        return self._decode(self._read_all_rows(max(from_position, 1), limit, type_list))
+        return self._read_all_events(max(from_position, 1), limit, type_list)
+
+    def _read_all_events(self, from_position: int, limit: int | None,
+                         types: list[str] | None) -> Iterator[RecordedEvent]:
+        return self._decode(self._read_all_rows(from_position, limit, types))
 
     def _decode(self, rows: Iterable[Row]) -> Iterator[RecordedEvent]:
-        decode = self.registry.decode
+        decode, event_id, new = self.registry.decode, StoredUUID.from_text, RecordedEvent
         for r in rows:
-            yield RecordedEvent(
-                r.position, r.stream_id, r.version, r.type,
-                decode(r.type, r.data, r.schema),
-                {} if r.metadata == "{}" else loads(r.metadata),
-                uuid.UUID(r.event_id), r.recorded_at)
+            yield new(r.position, r.stream_id, r.version, r.type,
+                      decode(r.type, r.data, r.schema),
+                      {} if r.metadata == "{}" else loads(r.metadata),
+                      event_id(r.event_id), r.recorded_at)
 
     def load_events(self, stream_id: str, from_version: int = 1,
                     to_version: int | None = None) -> list[Any]:

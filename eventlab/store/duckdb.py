@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import os
 import threading
-from itertools import pairwise
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
+from ..envelope import RecordedEvent, StoredUUID
 from ..errors import (
     ConcurrencyError,
     EventlabError,
@@ -31,6 +32,7 @@ from ..errors import (
     StoreClosedError,
     StoreLockedError,
 )
+from ..events import loads
 from .base import EventStore, Expected, Pending, Row, check_checkpoint_forward
 
 TABLE = "eventlab_events"
@@ -283,6 +285,23 @@ class DuckDBEventStore(EventStore):
 
     def _read_all_rows(self, from_position: int, limit: int | None,
                        types: list[str] | None) -> Iterator[Row]:
+        for columns in self._read_all_columns(from_position, limit, types):
+            yield from map(Row._make, zip(*columns, strict=True))
+
+    def _read_all_events(self, from_position: int, limit: int | None,
+                         types: list[str] | None) -> Iterator[RecordedEvent]:
+        # The hot path of projections and subscriptions: straight from Arrow
+        # columns to RecordedEvent, without an intermediate row object.
+        decode, event_id, new = self.registry.decode, StoredUUID.from_text, RecordedEvent
+        for position, stream, version, type_, data, meta, ids, at, schema in (
+                self._read_all_columns(from_position, limit, types)):
+            for i in range(len(position)):
+                t, m = type_[i], meta[i]
+                yield new(position[i], stream[i], version[i], t, decode(t, data[i], schema[i]),
+                          {} if m == "{}" else loads(m), event_id(ids[i]), at[i])
+
+    def _read_all_columns(self, from_position: int, limit: int | None,
+                          types: list[str] | None) -> Iterator[list[list[Any]]]:
         query = f"select {_FETCH_COLUMNS} from {TABLE} where position >= ?"
         params: list[Any] = [from_position]
         if types is not None:
@@ -295,7 +314,7 @@ class DuckDBEventStore(EventStore):
         reader = cursor.sql(query, params=params).to_arrow_reader(_READ_BATCH)
         try:
             for batch in reader:
-                yield from _rows(batch)
+                yield _columns(batch)
         finally:
             cursor.close()
 
@@ -441,10 +460,15 @@ class DuckDBEventStore(EventStore):
         return count
 
 
-def _rows(table: pa.Table | pa.RecordBatch) -> Iterator[Row]:
+def _columns(table: pa.Table | pa.RecordBatch) -> list[list[Any]]:
+    """Selected columns as Python lists, times as UTC datetimes."""
     columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
     columns[7] = [_EPOCH + timedelta(microseconds=us) for us in columns[7]]
-    return map(Row._make, zip(*columns, strict=True))
+    return columns
+
+
+def _rows(table: pa.Table | pa.RecordBatch) -> Iterator[Row]:
+    return map(Row._make, zip(*_columns(table), strict=True))
 
 
 def connect(path: str | os.PathLike[str] | None = None, read_only: bool = False,
