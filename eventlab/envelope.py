@@ -66,7 +66,7 @@ class StoredUUID(uuid.UUID):
     @classmethod
     def from_text(cls, text: str) -> StoredUUID:
         made = object.__new__(cls)
-        object.__setattr__(made, "_text", text)
+        _set_text(made, text)
         return made
 
     def __getattr__(self, name: str) -> Any:
@@ -82,6 +82,11 @@ class StoredUUID(uuid.UUID):
 
     def __repr__(self) -> str:
         return f"UUID('{self}')"
+
+
+_set_text = StoredUUID._text.__set__  # the slot's own setter: UUID forbids setattr
+StoredUUID.set_text = staticmethod(_set_text)
+
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Callable, Iterable
-from itertools import groupby
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -31,6 +30,7 @@ from .errors import EventlabError, SerializationError
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
+DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, TypeError)
 _json_encoder = msgspec.json.Encoder()
 _json_decoder = msgspec.json.Decoder()
 
@@ -58,7 +58,6 @@ class EventRegistry:
         self._decoders: dict[str, tuple[Callable[[Any], Any], int]] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
         self._encoding: dict[type, tuple[str, int]] = {}  # class -> (name, version)
-        self._list_decoders: dict[type, Callable[[Any], list[Any]]] = {}
 
     def register(self, *classes: type, name: str | None = None) -> None:
         if name is not None and len(classes) != 1:
@@ -140,34 +139,23 @@ class EventRegistry:
             return self._upcast(type_name, text, schema_version, current)
         try:
             return decoder(text)
-        except (msgspec.ValidationError, msgspec.DecodeError, TypeError) as exc:
+        except DECODE_ERRORS as exc:
             cls = self._classes.get(type_name)
             raise SerializationError(
                 f"stored event of type {type_name!r} does not decode into "
                 f"{cls.__name__ if cls else 'a dict'}: {exc}; if its shape changed, bump "
                 "__event_version__ and register an upcaster") from exc
 
-    def decode_many(self, rows: Iterable[tuple[str, str, int]]) -> list[Any]:
-        """Decode ``(type, json_text, schema_version)`` rows; runs of one type at once."""
-        out: list[Any] = []
-        for (type_name, schema), run in groupby(rows, key=lambda r: (r[0], r[2])):
-            texts = [r[1] for r in run]
-            cls = self._classes.get(type_name)
-            if len(texts) < 8 or cls is None or schema < event_version(cls):
-                out.extend(self.decode(type_name, t, schema) for t in texts)
-                continue
-            decoder = self._list_decoders.get(cls)
-            if decoder is None:
-                try:
-                    decoder = self._list_decoders[cls] = msgspec.json.Decoder(list[cls]).decode
-                except TypeError:
-                    out.extend(self.decode(type_name, t, schema) for t in texts)
-                    continue
-            try:
-                out.extend(decoder("[" + ",".join(texts) + "]"))
-            except (msgspec.ValidationError, msgspec.DecodeError):
-                out.extend(self.decode(type_name, t, schema) for t in texts)  # names the bad one
-        return out
+    def decoder_for(self, type_name: str, schema_version: int = 1) -> Callable[[Any], Any]:
+        """The bare decoding function for one stored type and schema version.
+
+        For hot loops: it may raise one of ``DECODE_ERRORS``; call ``decode`` on
+        that row then, for an error that names the type.
+        """
+        decoder, current = self._decoders.get(type_name) or self._make_decoder(type_name)
+        if schema_version >= current:
+            return decoder
+        return lambda text: self.decode(type_name, text, schema_version)
 
     def _upcast(self, type_name: str, text: str | bytes, stored: int, current: int) -> Any:
         cls = self._classes[type_name]

@@ -35,7 +35,7 @@ def fill(store):
                                      metadata={"user": "ada"}),
                          el.NewEvent({"amount": 2}, type="Withdrew",
                                      recorded_at=T0 + timedelta(hours=1))])
-    store.append("b-1", [el.NewEvent({"note": "hi", "tags": ["x", "y"]}, type="Noted",
+    store.append("b-1", [el.NewEvent({"note": "hi", "tags": ["x", "y"]}, type="Remarked",
                                      recorded_at=T0 + timedelta(days=1))])
 
 
@@ -59,7 +59,7 @@ def test_to_df_envelope_and_flattened_payload(store):
 def test_to_df_filters(store):
     fill(store)
     assert store.to_df(stream_id="a-1")["version"].tolist() == [1, 2]
-    assert store.to_df(types=["Noted"])["stream_id"].tolist() == ["b-1"]
+    assert store.to_df(types=["Remarked"])["stream_id"].tolist() == ["b-1"]
     assert store.to_df(from_position=2, to_position=2)["type"].tolist() == ["Withdrew"]
     assert store.to_df(since=T0 + timedelta(minutes=30))["position"].tolist() == [2, 3]
     assert store.to_df(until=T0)["position"].tolist() == [1]
@@ -110,14 +110,14 @@ def test_real_log_round_trips_through_to_df_and_parquet(tmp_path):
 def test_export_parquet_is_hive_partitioned_and_readable(store, tmp_path):
     fill(store)
     out = store.export_parquet(tmp_path / "log")
-    assert sorted(p.name for p in out.iterdir()) == ["type=Deposited", "type=Noted",
+    assert sorted(p.name for p in out.iterdir()) == ["type=Deposited", "type=Remarked",
                                                      "type=Withdrew"]
     back = pd.read_parquet(out).sort_values("position")
     assert back["stream_id"].tolist() == ["a-1", "a-1", "b-1"]
-    assert back["type"].astype(str).tolist() == ["Deposited", "Withdrew", "Noted"]
+    assert back["type"].astype(str).tolist() == ["Deposited", "Withdrew", "Remarked"]
     counted = duckdb.sql(f"select type, count(*) from read_parquet('{out}/**/*.parquet', "
                          "hive_partitioning = true) group by 1 order by 1").fetchall()
-    assert counted == [("Deposited", 1), ("Noted", 1), ("Withdrew", 1)]
+    assert counted == [("Deposited", 1), ("Remarked", 1), ("Withdrew", 1)]
     with pytest.raises(InvalidInputError, match="not empty"):
         store.export_parquet(out)
     store.export_parquet(out, overwrite=True)
@@ -128,7 +128,7 @@ def test_export_parquet_is_hive_partitioned_and_readable(store, tmp_path):
 def test_sql_over_events_and_events_flat(store):
     fill(store)
     counts = store.sql("select type, count(*) as n from events group by type order by type")
-    assert counts.values.tolist() == [["Deposited", 1], ["Noted", 1], ["Withdrew", 1]]
+    assert counts.values.tolist() == [["Deposited", 1], ["Remarked", 1], ["Withdrew", 1]]
     total = store.sql("select sum((data->>'amount')::int) as s from events")["s"][0]
     assert total == 7
     flat = store.sql("select sum(amount) as s from events_flat where stream_id = ?", ["a-1"])
