@@ -187,3 +187,16 @@ def test_not_an_eventlab_file(tmp_path):
     duckdb.connect(str(path)).close()
     with pytest.raises(el.EventlabError, match="no eventlab event log"):
         el.connect(path, read_only=True)
+
+
+def test_subscribers_hear_of_writes_through_another_store_object(db_path):
+    first, second = el.connect(db_path), el.connect(db_path)
+    heard: list[int] = []
+    first.add_listener(heard.append)
+    second.append("s", [Noted("a")])
+    assert heard == [1]
+    first.remove_listener(heard.append)
+    second.append("s", [Noted("b")])
+    assert heard == [1]
+    first.close()
+    second.close()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import chain, pairwise
 from typing import Any
@@ -82,6 +82,8 @@ class _FileState:
         self.versions: dict[str, int] = {}
         self.head = 0
         self.users = 0
+        self.listeners: list[Callable[[int], None]] = []  # every store object's subscribers
+        self.listeners_lock = threading.Lock()
 
 
 _files: dict[str, _FileState] = {}
@@ -132,6 +134,8 @@ class DuckDBEventStore(EventStore):
                 state.head = self._stored_head()
             state.users += 1
         self._state = state
+        # subscribers hear of writes made through any store object on this database
+        self._listeners, self._listeners_lock = state.listeners, state.listeners_lock
 
     # -- connections ------------------------------------------------------------------
 
