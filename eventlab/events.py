@@ -31,7 +31,8 @@ from .errors import EventlabError, SerializationError
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, TypeError)
-_json_encoder = msgspec.json.Encoder()
+ENCODE_ERRORS = (TypeError, ValueError, OverflowError)
+json_encoder = msgspec.json.Encoder()
 _json_decoder = msgspec.json.Decoder()
 
 
@@ -114,6 +115,15 @@ class EventRegistry:
 
     def encode(self, event: Any) -> tuple[str, str, int]:
         """Return ``(type_name, json_text, schema_version)`` for a dataclass event."""
+        name, version = self.encoding(event)
+        try:
+            text = json_encoder.encode(event).decode()
+        except ENCODE_ERRORS as exc:
+            raise SerializationError(f"event {name!r} cannot be stored as JSON: {exc}") from exc
+        return name, text, version
+
+    def encoding(self, event: Any) -> tuple[str, int]:
+        """``(type_name, schema_version)`` an event is stored under; checks it is an event."""
         cls = type(event)
         known = self._encoding.get(cls)
         if known is None:
@@ -122,12 +132,7 @@ class EventRegistry:
                     f"{event!r} is a {cls.__name__}, not an event: events are (frozen) "
                     "dataclass instances; wrap a plain dict as NewEvent(data, type='Name')")
             known = self._encoding[cls] = (self.name_of(event), event_version(cls))
-        try:
-            text = _json_encoder.encode(event).decode()
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise SerializationError(
-                f"event {known[0]!r} cannot be stored as JSON: {exc}") from exc
-        return known[0], text, known[1]
+        return known
 
     def decode(self, type_name: str, text: str | bytes, schema_version: int = 1) -> Any:
         """Turn stored JSON back into the registered class (or a dict if none)."""
@@ -201,8 +206,8 @@ def _same_origin(a: type, b: type) -> bool:
 def dumps(value: Any, what: str = "value") -> str:
     """JSON text for metadata, snapshots and projection state; names ``what`` on failure."""
     try:
-        return _json_encoder.encode(value).decode()
-    except (TypeError, ValueError, OverflowError) as exc:
+        return json_encoder.encode(value).decode()
+    except ENCODE_ERRORS as exc:
         raise SerializationError(f"{what} cannot be stored as JSON: {exc}") from exc
 
 

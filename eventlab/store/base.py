@@ -35,8 +35,17 @@ from ..envelope import (
     RecordedEvent,
     StoredUUID,
 )
-from ..errors import ConcurrencyError, EventlabError
-from ..events import DECODE_ERRORS, REGISTRY, EventRegistry, InvalidEventError, dumps, loads
+from ..errors import ConcurrencyError, EventlabError, SerializationError
+from ..events import (
+    DECODE_ERRORS,
+    ENCODE_ERRORS,
+    REGISTRY,
+    EventRegistry,
+    InvalidEventError,
+    dumps,
+    json_encoder,
+    loads,
+)
 
 Expected = ExpectedVersion | int
 
@@ -159,17 +168,26 @@ class EventStore(ABC):
         now = datetime.now(UTC)
         shared = dict(metadata) if metadata else {}
         shared_text = dumps(shared, "metadata") if shared else "{}"
-        encode = self.registry.encode
-        batch = []
-        for index, event in enumerate(events):
-            try:
-                if type(event) is NewEvent:
+        encoding, known, to_json = self.registry.encoding, {}, json_encoder.encode
+        batch: list[Pending] = []
+        index = 0
+        try:
+            # the write hot path: one dict lookup, one msgspec call and one tuple per event
+            for index, event in enumerate(events):  # noqa: B007  (index names a failure)
+                cls = type(event)
+                if cls is NewEvent:
                     batch.append(self._encode_new_event(event, shared, now))
                     continue
-                type_name, data, schema = encode(event)
-            except EventlabError as exc:
-                raise type(exc)(f"event #{index + 1} of the batch: {exc}") from exc
-            batch.append(Pending(type_name, data, shared_text, None, now, schema))
+                stored_as = known.get(cls) or known.setdefault(cls, encoding(event))
+                batch.append(tuple.__new__(Pending, (stored_as[0], to_json(event).decode(),
+                                                     shared_text, None, now, stored_as[1])))
+        except EventlabError as exc:  # first: some are TypeErrors too
+            raise type(exc)(f"event #{index + 1} of the batch: {exc}") from exc
+        except ENCODE_ERRORS as exc:
+            name = self.registry.name_of_class(type(event))
+            raise SerializationError(
+                f"event #{index + 1} of the batch: event {name!r} cannot be stored as JSON: "
+                f"{exc}") from exc
         return batch
 
     def _encode_new_event(self, event: NewEvent, shared: dict[str, Any],

@@ -179,14 +179,9 @@ class DuckDBEventStore(EventStore):
                 plan.append((stream_id, expected, actual, batch))
             if not plan:
                 return results
-            rows, position = [], state.head
-            for stream_id, _, actual, batch in plan:
-                for offset, p in enumerate(batch, start=1):
-                    position += 1
-                    rows.append((position, stream_id, actual + offset, p.type, p.data,
-                                 p.metadata, p.event_id, p.recorded_at, p.schema))
+            position = state.head + sum(len(batch) for *_, batch in plan)
             try:
-                self._insert(db, rows)
+                self._insert(db, state.head, [(s, a, b) for s, _, a, b in plan])
             except (duckdb.ConstraintException, duckdb.TransactionException) as exc:
                 # Someone got there first (another store object on this file bypassing
                 # the cache cannot exist, but be safe): report the stream that moved.
@@ -203,25 +198,23 @@ class DuckDBEventStore(EventStore):
         return results
 
     @staticmethod
-    def _insert(db: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
-        if len(rows) <= _MAX_VALUES_ROWS:
-            values = ", ".join([_ROW_PARAMS] * len(rows))
-            params = [value for row in rows for value in row]
+    def _insert(db: duckdb.DuckDBPyConnection, head: int,
+                plan: list[tuple[str, int, list[Pending]]]) -> None:
+        """Insert each ``(stream_id, version before, events)`` in one statement."""
+        count = sum(len(batch) for _, _, batch in plan)
+        if count <= _MAX_VALUES_ROWS:
+            params: list[Any] = []
+            position = head
+            for stream_id, version, batch in plan:
+                for p in batch:
+                    position += 1
+                    version += 1
+                    params += (position, stream_id, version, p.type, p.data, p.metadata,
+                               p.event_id, p.recorded_at, p.schema)
+            values = ", ".join([_ROW_PARAMS] * count)
             db.execute(f"insert into {TABLE} ({_COLUMNS}) values {values}", params).fetchall()
             return
-        columns = list(zip(*rows, strict=True))
-        batch = pa.table({
-            "position": pa.array(columns[0], pa.int64()),
-            "stream_id": pa.array(columns[1], pa.string()),
-            "version": pa.array(columns[2], pa.int64()),
-            "type": pa.array(columns[3], pa.string()),
-            "data": pa.array(columns[4], pa.string()),
-            "metadata": pa.array(columns[5], pa.string()),
-            "event_id": pa.array(columns[6], pa.string()),
-            "recorded_at": pa.array(columns[7], _UTC),
-            "schema_version": pa.array(columns[8], pa.int32()),
-        })
-        db.register("_eventlab_batch", batch)
+        db.register("_eventlab_batch", _arrow_batch(head, plan, count))
         try:
             db.execute(f"insert into {TABLE} ({_COLUMNS}) select position, stream_id, "
                        "version, type, data, metadata, coalesce(event_id::uuid, uuid()), "
@@ -252,11 +245,7 @@ class DuckDBEventStore(EventStore):
 
     def _read_stream_rows(self, stream_id: str, from_version: int,
                           to_version: int | None) -> list[tuple]:
-        query = f"select {_FETCH_COLUMNS} from {TABLE} where stream_id = ? and version >= ?"
-        params: list[Any] = [stream_id, from_version]
-        if to_version is not None:
-            query += " and version <= ?"
-            params.append(to_version)
+        query, params = _stream_query(_FETCH_COLUMNS, stream_id, from_version, to_version)
         # No ORDER BY: sorting costs DuckDB about a millisecond even for three rows.
         # Rows come back in insertion order, which is version order; checked below.
         expected = (to_version or self._version(stream_id)) - from_version + 1
@@ -273,12 +262,8 @@ class DuckDBEventStore(EventStore):
 
     def _read_payloads(self, stream_id: str, from_version: int,
                        to_version: int | None) -> list[tuple[str, str, int]]:
-        query = (f"select version, type, data, schema_version from {TABLE} "
-                 "where stream_id = ? and version >= ?")
-        params: list[Any] = [stream_id, from_version]
-        if to_version is not None:
-            query += " and version <= ?"
-            params.append(to_version)
+        query, params = _stream_query("version, type, data, schema_version", stream_id,
+                                      from_version, to_version)
         table = self._cursor().sql(query, params=params).to_arrow_table()
         versions = table.column(0).to_pylist()
         rows = list(zip(*(table.column(i).to_pylist() for i in (1, 2, 3)), strict=True))
@@ -450,6 +435,42 @@ class DuckDBEventStore(EventStore):
             state.head = head + count
         self._notify(state.head)
         return count
+
+
+def _arrow_batch(head: int, plan: list[tuple[str, int, list[Pending]]], count: int) -> pa.Table:
+    """The rows of a big append as Arrow columns; values shared by all rows are not
+    converted once per row (times and ids are the slow ones to convert)."""
+    events = [p for _, _, batch in plan for p in batch]
+    first = events[0]
+
+    def column(values: list[Any], same: Any, kind: pa.DataType) -> pa.Array:
+        if all(v is same for v in values):
+            return pa.repeat(pa.scalar(same, kind), count)
+        return pa.array(values, kind)
+
+    return pa.table({
+        "position": pa.array(range(head + 1, head + count + 1), pa.int64()),
+        "stream_id": pa.concat_arrays([pa.repeat(pa.scalar(sid, pa.string()), len(batch))
+                                       for sid, _, batch in plan]),
+        "version": pa.concat_arrays([pa.array(range(before + 1, before + len(batch) + 1),
+                                              pa.int64()) for _, before, batch in plan]),
+        "type": column([p.type for p in events], first.type, pa.string()),
+        "data": pa.array([p.data for p in events], pa.string()),
+        "metadata": column([p.metadata for p in events], first.metadata, pa.string()),
+        "event_id": column([p.event_id for p in events], None, pa.string()),
+        "recorded_at": column([p.recorded_at for p in events], first.recorded_at, _UTC),
+        "schema_version": column([p.schema for p in events], first.schema, pa.int32()),
+    })
+
+
+def _stream_query(columns: str, stream_id: str, from_version: int,
+                  to_version: int | None) -> tuple[str, list[Any]]:
+    query = f"select {columns} from {TABLE} where stream_id = ? and version >= ?"
+    params: list[Any] = [stream_id, from_version]
+    if to_version is not None:
+        query += " and version <= ?"
+        params.append(to_version)
+    return query, params
 
 
 def _columns(table: pa.Table | pa.RecordBatch) -> list[list[Any]]:
