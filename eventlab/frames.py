@@ -61,9 +61,7 @@ def connection(store: EventStore) -> Iterator[duckdb.DuckDBPyConnection]:
         temp = None
     else:
         temp = DuckDBEventStore()
-        rows = list(store._read_all_rows(1, None, None))
-        if rows:
-            temp._insert(temp._writer(), rows)
+        temp.copy_rows(store._read_all_rows(1, None, None))
         cursor = temp._cursor()
     cursor.execute("set TimeZone = 'UTC'")
     try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import chain, pairwise
 from typing import Any
@@ -221,6 +221,27 @@ class DuckDBEventStore(EventStore):
                        "recorded_at, schema_version from _eventlab_batch").fetchall()
         finally:
             db.unregister("_eventlab_batch")
+
+    def copy_rows(self, rows: Iterable[tuple]) -> None:
+        """Insert stored rows of another store as they are, positions included."""
+        columns = list(zip(*rows, strict=True))
+        if not columns:
+            return
+        kinds = (pa.int64(), pa.string(), pa.int64(), pa.string(), pa.string(), pa.string(),
+                 pa.string(), _UTC, pa.int32())
+        names = [c.strip() for c in _COLUMNS.split(",")]
+        table = pa.table({n: pa.array(c, k) for n, c, k in zip(names, columns, kinds,
+                                                                 strict=True)})
+        db = self._writer()
+        with self._state.lock:
+            db.register("_eventlab_copy", table)
+            try:
+                db.execute(f"insert into {TABLE} ({_COLUMNS}) select * replace "
+                           "(event_id::uuid as event_id) from _eventlab_copy").fetchall()
+            finally:
+                db.unregister("_eventlab_copy")
+            self._state.versions.clear()
+            self._state.head = max(self._state.head, max(columns[0]))
 
     def _version(self, stream_id: str) -> int:
         """The stream's version, from the cache when this process knows it."""
