@@ -66,7 +66,7 @@ class StoredUUID(uuid.UUID):
     @classmethod
     def from_text(cls, text: str) -> StoredUUID:
         made = object.__new__(cls)
-        _set_text(made, text)
+        set_uuid_text(made, text)
         return made
 
     def __getattr__(self, name: str) -> Any:
@@ -84,8 +84,9 @@ class StoredUUID(uuid.UUID):
         return f"UUID('{self}')"
 
 
-_set_text = StoredUUID._text.__set__  # the slot's own setter: UUID forbids setattr
-StoredUUID.set_text = staticmethod(_set_text)
+#: ``set_uuid_text(object.__new__(StoredUUID), text)``: the slot's own C-level setter,
+#: for the read loop (``uuid.UUID`` forbids ordinary attribute assignment)
+set_uuid_text = StoredUUID._text.__set__
 
 
 

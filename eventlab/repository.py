@@ -22,7 +22,6 @@ from typing import Any
 import msgspec
 
 from .aggregate import Aggregate, AggregateRoot
-from .envelope import ANY
 from .errors import ConcurrencyError, EventlabError
 from .events import dumps, loads, to_builtins
 from .store.base import EventStore
@@ -140,5 +139,3 @@ class Repository:
         except (msgspec.MsgspecError, TypeError, ValueError, EventlabError):
             return None  # a snapshot of an older state shape: replay instead
 
-
-__all__ = ["ANY", "Repository"]

@@ -34,6 +34,7 @@ from ..envelope import (
     NewEvent,
     RecordedEvent,
     StoredUUID,
+    set_uuid_text,
 )
 from ..errors import ConcurrencyError, EventlabError, SerializationError
 from ..events import (
@@ -269,7 +270,7 @@ class EventStore(ABC):
         """Stored rows (in ``Row``'s field order) to ``RecordedEvent``: the read hot path."""
         registry, decoders = self.registry, {}
         # C-level constructors: no Python frame per event for the tuple or the id
-        new_tuple, new_object, set_text = tuple.__new__, object.__new__, StoredUUID.set_text
+        new_tuple, new_object, set_text = tuple.__new__, object.__new__, set_uuid_text
         for p, s, v, t, d, m, i, a, sv in rows:
             decode = decoders.get(t if sv == 1 else (t, sv))
             if decode is None:
