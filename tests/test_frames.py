@@ -187,3 +187,16 @@ def test_batch_groups_are_runs_in_row_order():
     assert [(sid, len(batch)) for sid, batch in groups] == [("a", 2), ("b", 1), ("a", 1)]
     with pytest.raises(InvalidInputError, match="DataFrame or a pyarrow Table"):
         batch_groups([{"stream_id": "a"}])
+
+
+def test_a_field_of_different_shapes_across_types_keeps_every_value():
+    store = el.connect()
+    store.append("s", [el.NewEvent({"amount": 1, "info": {"x": 1}}, type="Whole"),
+                       el.NewEvent({"amount": 2.5, "info": "plain"}, type="Part"),
+                       el.NewEvent({"amount": None, "note": "n"}, type="Empty")])
+    frame = store.to_df()
+    assert frame["amount"].tolist()[:2] == [1.0, 2.5]
+    assert pd.isna(frame["amount"].tolist()[2])
+    info = frame["info"].tolist()
+    assert [json.loads(v) for v in info[:2]] == [{"x": 1}, "plain"]  # a JSON column
+    assert frame["note"].tolist()[2] == "n"
