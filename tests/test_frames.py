@@ -200,3 +200,17 @@ def test_a_field_of_different_shapes_across_types_keeps_every_value():
     info = frame["info"].tolist()
     assert [json.loads(v) for v in info[:2]] == [{"x": 1}, "plain"]  # a JSON column
     assert frame["note"].tolist()[2] == "n"
+
+
+def test_arrow_and_duckdb_flattening_agree():
+    from eventlab import frames
+
+    store = el.datasets.orders(n_orders=30, seed=2)
+    store.append("odd", [el.NewEvent({"nested": {"deep": {"x": 1}}, "tags": ["a"]}, type="Odd")])
+    with frames.connection(store) as con:
+        by_arrow = frames._flatten_in_arrow(con, "", [])
+        by_duckdb = con.sql(frames.flat_select(con)).to_arrow_table()
+    assert by_arrow is not None, "these payloads fit Arrow's JSON reader"
+    assert sorted(by_arrow.column_names) == sorted(by_duckdb.column_names)
+    for name in by_duckdb.column_names:
+        assert by_arrow.column(name).to_pylist() == by_duckdb.column(name).to_pylist(), name
