@@ -70,12 +70,12 @@ class StoredUUID(uuid.UUID):
         return made
 
     def __getattr__(self, name: str) -> Any:
-        if name != "int":  # `int` is uuid.UUID's own slot, unset until parsed
+        # only called for unset attributes: uuid.UUID's own slots, until parsed
+        if name not in ("int", "is_safe"):
             raise AttributeError(name)
-        value = uuid.UUID(self._text).int
-        object.__setattr__(self, "int", value)
+        object.__setattr__(self, "int", uuid.UUID(self._text).int)
         object.__setattr__(self, "is_safe", uuid.SafeUUID.unknown)
-        return value
+        return getattr(self, name)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (uuid.UUID, (str(self),))

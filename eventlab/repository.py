@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from .aggregate import Aggregate, AggregateRoot
-from .errors import ConcurrencyError, EventlabError
+from .errors import ApplyError, ConcurrencyError, EventlabError
 from .events import dumps, loads, to_builtins
 from .store.base import EventStore
 
@@ -43,6 +43,7 @@ class Repository:
         self.snapshot_every = snapshot_every
         self._cache: OrderedDict[str, tuple[int, Any]] = OrderedDict()
         self._cache_size = cache_size
+        self._generation = store.generation
         self._state_type = type(aggregate.initial_state())
         version = getattr(aggregate, "snapshot_version", 1)
         self.snapshot_key = f"{type(aggregate).__module__}.{aggregate.name}@{version}"
@@ -50,11 +51,17 @@ class Repository:
     def get(self, stream_id: str) -> AggregateRoot:
         """The root at the stream's current version (a new, empty root if none)."""
         current = self.store.stream_version(stream_id)
+        if self._generation != self.store.generation:  # a stream was deleted meanwhile
+            self._cache.clear()
+            self._generation = self.store.generation
         version, state = self._start(stream_id, current)
         if version < current:
             events = self.store.load_events(stream_id, version + 1, current)
-            state = self.aggregate.fold(events, state, stream_id=stream_id,
-                                        first_version=version + 1)
+            try:
+                state = self.aggregate.fold(events, state, stream_id=stream_id,
+                                            first_version=version + 1)
+            except ApplyError as failed:
+                raise self._with_stored_type(failed) from failed.cause
             version += len(events)
         self._remember(stream_id, version, state)
         return AggregateRoot(self.aggregate, stream_id, state, version)
@@ -116,6 +123,17 @@ class Repository:
             self._cache.clear()
         else:
             self._cache.pop(stream_id, None)
+
+    def _with_stored_type(self, failed: ApplyError) -> ApplyError:
+        """The error, naming the event's stored type rather than its Python class."""
+        if failed.stream_id is None or not failed.version:
+            return failed
+        stored = next(self.store.read_stream(failed.stream_id, failed.version,
+                                             failed.version), None)
+        if stored is None:
+            return failed
+        return ApplyError(failed.where, failed.cause, stream_id=failed.stream_id,
+                          version=failed.version, position=stored.position, type=stored.type)
 
     def _remember(self, stream_id: str, version: int, state: Any) -> None:
         self._cache[stream_id] = (version, state)

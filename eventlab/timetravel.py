@@ -226,6 +226,7 @@ class Timeline:
         self._last = (0, initial)            # the last state handed out, for stepping
         self._times: list[datetime] = []
         self._sorted_times = True
+        self._generation = self.store.generation  # a delete since then: start over
 
     @property
     def version(self) -> int:
@@ -238,6 +239,8 @@ class Timeline:
     def refresh(self) -> int:
         """Load events appended since the last look; return the stream's version."""
         with self._lock:
+            if self._generation != self.store.generation:
+                self._reset()
             current = self.store.stream_version(self.stream_id)
             loaded = len(self.events)
             if current == loaded:

@@ -181,6 +181,15 @@ class StoreContract:
             store.append(bad, [Noted("a")])
         assert store.head() == 0
 
+    @pytest.mark.parametrize("bad", ["", None, 5])
+    def test_bad_stream_ids_everywhere(self, store, bad):
+        store.append("s", [Noted("a")])
+        for call in (store.stream_version, store.delete_stream, lambda s: list(
+                store.read_stream(s))):
+            with pytest.raises(el.InvalidInputError, match="stream id"):
+                call(bad)
+        assert store.head() == 1
+
     @pytest.mark.parametrize("bad", [-1, "ANY", 1.0, True, None, "no_stream"])
     def test_bad_expected_versions(self, store, bad):
         with pytest.raises(el.InvalidInputError, match="expected_version"):
@@ -216,6 +225,13 @@ class StoreContract:
         assert store.stream_version(stream_id) == 0
 
     # -- delete ----------------------------------------------------------------------------
+
+    def test_delete_moves_the_generation(self, store):
+        before = store.generation
+        store.append("a", [Noted("1")])
+        assert store.generation == before
+        store.delete_stream("a")
+        assert store.generation == before + 1
 
     def test_delete_stream_keeps_positions_increasing(self, store):
         store.append("a", [Noted("1")])

@@ -131,7 +131,7 @@ def test_apply_failure_names_stream_version_and_type(store):
         el.Repository(store, Fragile()).get("acc")
     err = caught.value
     assert (err.stream_id, err.version, err.type) == ("acc", 3, "Withdrew")
-    assert "stream 'acc', version 3, type 'Withdrew'" in str(err)
+    assert "stream 'acc', version 3, position 3, type 'Withdrew'" in str(err)
     assert isinstance(err.cause, ValueError)
 
 
@@ -214,3 +214,26 @@ def test_demo_runs_end_to_end(capsys):
     assert "rejected by the aggregate: InsufficientFunds" in out
     assert "the second loses: ConcurrencyError" in out
     assert "balance 71.0, open False" in out
+
+
+def test_a_deleted_and_rewritten_stream_is_not_served_from_the_cache(store):
+    repo = el.Repository(store, Account())
+    repo.execute("acc", Open("ada"))
+    repo.execute("acc", Deposit(100))
+    store.delete_stream("acc")
+    store.append("acc", [Opened("bob"), Deposited(1)])
+    root = repo.get("acc")
+    assert (root.state.owner, root.state.balance) == ("bob", 1.0)
+
+
+def test_apply_error_names_the_stored_type_of_a_dict_event(store):
+    class Strict(Account):
+        def apply(self, state, event):
+            if isinstance(event, dict):
+                raise TypeError("not one of mine")
+            return super().apply(state, event)
+
+    store.append("acc", [Opened("ada"), el.NewEvent({"n": 1}, type="Unknown")])
+    with pytest.raises(el.ApplyError) as caught:
+        el.Repository(store, Strict()).get("acc")
+    assert (caught.value.type, caught.value.version, caught.value.position) == ("Unknown", 2, 2)

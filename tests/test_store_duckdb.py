@@ -200,3 +200,74 @@ def test_subscribers_hear_of_writes_through_another_store_object(db_path):
     assert heard == [1]
     first.close()
     second.close()
+
+
+def test_a_store_dropped_without_close_leaves_nothing_behind(tmp_path):
+    import gc
+
+    for _ in range(5):  # memory stores: a fresh one is always empty
+        store = el.connect()
+        assert (store.head(), store.stream_version("s")) == (0, 0)
+        store.append("s", [Noted("a")], expected_version=el.NO_STREAM)
+        del store
+        gc.collect()
+    path = tmp_path / "dropped.duckdb"
+    store = el.connect(path)
+    store.append("s", [Noted("a")])
+    del store
+    gc.collect()
+    writer = textwrap.dedent("""
+        import sys
+        import eventlab as el
+        with el.connect(sys.argv[1]) as store:
+            store.append("s", [el.NewEvent({"n": i}, type="T") for i in range(3)])
+    """)
+    subprocess.run([sys.executable, "-c", writer, str(path)], check=True)
+    with el.connect(path) as store:  # sees what the other process wrote
+        assert (store.head(), store.stream_version("s")) == (4, 4)
+        assert store.append("s", [Noted("b")], expected_version=4) == 5
+        assert [e.position for e in store.read_all()] == [1, 2, 3, 4, 5]
+
+
+def test_a_slow_version_read_never_overwrites_a_newer_append(db_path):
+    store = el.connect(db_path)
+    store.append("s", [Noted("a")])
+    store._state.versions.clear()  # as after a conflict or a bulk import
+    started, finish = threading.Event(), threading.Event()
+    query = store._query_version
+
+    def slow_query(stream_id):
+        found = query(stream_id)
+        started.set()
+        finish.wait(5)
+        return found
+
+    store._query_version = slow_query
+    reader = threading.Thread(target=store.stream_version, args=("s",))
+    reader.start()
+    started.wait(5)
+    store._query_version = query
+    writer = threading.Thread(target=store.append, args=("s", [Noted("b")]))
+    writer.start()
+    writer.join(0.3)  # the append waits for the reader's fill of the cache
+    finish.set()
+    reader.join()
+    writer.join()
+    assert store.stream_version("s") == 2
+    assert store.append("s", [Noted("c")], expected_version=2) == 3
+    store.close()
+
+
+def test_closed_store_refuses_reads_of_cached_values(db_path):
+    store = el.connect(db_path)
+    store.append("s", [Noted("a")])
+    store.close()
+    with pytest.raises(el.StoreClosedError):
+        store.head()
+    with pytest.raises(el.StoreClosedError):
+        store.stream_version("s")
+
+
+def test_mixing_modes_in_one_process_is_explained(db_path):
+    with el.connect(db_path), pytest.raises(el.StoreLockedError, match="in this process"):
+        el.connect(db_path, read_only=True)

@@ -126,6 +126,10 @@ def test_timeline_follows_appends_and_rewrites(store):
     store.delete_stream("acc-1")
     store.append("acc-1", [Opened("cy")])                       # shorter
     assert el.state_at(store, Account(), "acc-1").owner == "cy"
+    store.delete_stream("acc-1")
+    store.append("acc-1", [Opened("di")])                       # just as long
+    assert el.state_at(store, Account(), "acc-1").owner == "di"
+    assert el.history(store, Account(), "acc-1")["owner"].tolist() == ["di"]
 
 
 def test_bad_versions_are_named(store):

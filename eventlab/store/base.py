@@ -385,6 +385,10 @@ class EventStore(ABC):
     def head(self) -> int:
         """The last global position (0 when the log is empty)."""
 
+    #: Counts ``delete_stream`` calls in this process: a state cached under an older
+    #: generation may describe a stream that has since been deleted and rewritten.
+    generation: int = 0
+
     @abstractmethod
     def delete_stream(self, stream_id: str) -> int:
         """Delete a stream's events for good; return how many were deleted."""

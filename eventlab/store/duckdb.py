@@ -14,8 +14,10 @@ which makes an append one INSERT statement.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import chain, pairwise
@@ -31,7 +33,7 @@ from ..errors import (
     StoreClosedError,
     StoreLockedError,
 )
-from .base import EventStore, Expected, Pending, check_checkpoint_forward
+from .base import EventStore, Expected, Pending, check_checkpoint_forward, check_stream_id
 
 TABLE = "eventlab_events"
 _COLUMNS = ("position, stream_id, version, type, data, metadata, event_id, "
@@ -82,16 +84,32 @@ class _FileState:
         self.versions: dict[str, int] = {}
         self.head = 0
         self.users = 0
+        self.generation = 0   # bumped by every delete: cached states before it are stale
         self.listeners: list[Callable[[int], None]] = []  # every store object's subscribers
         self.listeners_lock = threading.Lock()
 
 
 _files: dict[str, _FileState] = {}
 _files_lock = threading.Lock()
+_memory_ids = itertools.count(1)
+
+
+def _release(key: str, state: _FileState, db: duckdb.DuckDBPyConnection) -> None:
+    """Let go of a store's share of its database (on close, or when it is collected)."""
+    with _files_lock:
+        state.users -= 1
+        if state.users == 0 and _files.get(key) is state:
+            del _files[key]
+    db.close()
 
 
 def _lock_error(path: str, exc: Exception) -> EventlabError:
     text = str(exc)
+    if path != ":memory:" and os.path.realpath(path) in _files:
+        return StoreLockedError(
+            f"{path} is already open in this process with another mode (read-write and "
+            "read-only cannot be mixed in one process): use the store you have, or close "
+            f"it (store.close()) first. DuckDB said: {text}")
     if "lock" in text.lower() or "different configuration" in text:
         holder = ""
         if "PID" in text:
@@ -126,7 +144,8 @@ class DuckDBEventStore(EventStore):
                 [TABLE]).fetchall():
             self._db.close()
             raise EventlabError(f"{self.path} holds no eventlab event log")
-        self._key = os.path.realpath(self.path) if self.path else f"memory:{id(self)}"
+        self._key = (os.path.realpath(self.path) if self.path
+                     else f"memory:{next(_memory_ids)}")
         with _files_lock:
             state = _files.get(self._key)
             if state is None:
@@ -134,6 +153,7 @@ class DuckDBEventStore(EventStore):
                 state.head = self._stored_head()
             state.users += 1
         self._state = state
+        self._finalizer = weakref.finalize(self, _release, self._key, state, self._db)
         # subscribers hear of writes made through any store object on this database
         self._listeners, self._listeners_lock = state.listeners, state.listeners_lock
 
@@ -154,7 +174,7 @@ class DuckDBEventStore(EventStore):
         return self._db
 
     def _stored_head(self) -> int:
-        row = self._db.execute(
+        row = self._cursor().execute(
             f"select greatest(coalesce((select max(position) from {TABLE}), 0), "
             "coalesce((select value::bigint from eventlab_meta where key = 'head_floor'), 0))"
         ).fetchall()
@@ -245,15 +265,26 @@ class DuckDBEventStore(EventStore):
 
     def _version(self, stream_id: str) -> int:
         """The stream's version, from the cache when this process knows it."""
+        if self._closed:
+            raise StoreClosedError("this store is closed")
         cached = self._state.versions.get(stream_id)
-        if cached is None:
-            row = self._cursor().execute(
-                f"select coalesce(max(version), 0) from {TABLE} where stream_id = ?",
-                [stream_id]).fetchone()
-            cached = int(row[0])
-            if not self.read_only:
-                self._state.versions[stream_id] = cached
-        return cached
+        if cached is not None:
+            return cached
+        if self.read_only:
+            return self._query_version(stream_id)
+        # Filled under the writers' lock, so a slow read can never overwrite the
+        # version an append has just set.
+        with self._state.lock:
+            cached = self._state.versions.get(stream_id)
+            if cached is None:
+                cached = self._state.versions[stream_id] = self._query_version(stream_id)
+            return cached
+
+    def _query_version(self, stream_id: str) -> int:
+        row = self._cursor().execute(
+            f"select coalesce(max(version), 0) from {TABLE} where stream_id = ?",
+            [stream_id]).fetchone()
+        return int(row[0])
 
     def _versions_of(self, stream_id: str, event_ids: list[str]) -> dict[str, int]:
         rows = self._cursor().execute(
@@ -317,12 +348,18 @@ class DuckDBEventStore(EventStore):
             cursor.close()
 
     def stream_version(self, stream_id: str) -> int:
-        return self._version(stream_id)
+        return self._version(check_stream_id(stream_id))
 
     def head(self) -> int:
         if self.read_only:
             return self._stored_head()
+        if self._closed:
+            raise StoreClosedError("this store is closed")
         return self._state.head
+
+    @property
+    def generation(self) -> int:
+        return self._state.generation
 
     def stream_ids(self) -> list[str]:
         rows = self._cursor().execute(
@@ -331,6 +368,7 @@ class DuckDBEventStore(EventStore):
         return [r[0] for r in rows]
 
     def delete_stream(self, stream_id: str) -> int:
+        check_stream_id(stream_id)
         db = self._writer()
         with self._state.lock:
             db.execute("begin").fetchall()
@@ -347,6 +385,7 @@ class DuckDBEventStore(EventStore):
                 db.execute("rollback").fetchall()
                 raise
             self._state.versions.pop(stream_id, None)
+            self._state.generation += 1
             return int(count)
 
     # -- snapshots and checkpoints ------------------------------------------------------
@@ -389,11 +428,7 @@ class DuckDBEventStore(EventStore):
         if self._closed:
             return
         self._closed = True
-        with _files_lock:
-            self._state.users -= 1
-            if self._state.users == 0:
-                _files.pop(self._key, None)
-        self._db.close()
+        self._finalizer()
 
     def __repr__(self) -> str:
         where = self.path or ":memory:"

@@ -15,7 +15,7 @@ import threading
 import uuid
 from collections.abc import Iterable
 
-from .base import EventStore, Expected, Pending, Row, check_checkpoint_forward
+from .base import EventStore, Expected, Pending, Row, check_checkpoint_forward, check_stream_id
 
 
 class InMemoryEventStore(EventStore):
@@ -29,6 +29,7 @@ class InMemoryEventStore(EventStore):
         self._snapshots: dict[tuple[str, str], tuple[int, str]] = {}
         self._checkpoints: dict[str, tuple[int, str | None]] = {}
         self._head = 0
+        self.generation = 0   # bumped by every delete: cached states before it are stale
 
     def _write(self, groups: list[tuple[str, Expected, list[Pending]]]) -> list[int]:
         with self._lock:
@@ -82,7 +83,7 @@ class InMemoryEventStore(EventStore):
         return rows if limit is None else rows[:limit]
 
     def stream_version(self, stream_id: str) -> int:
-        rows = self._streams.get(stream_id)
+        rows = self._streams.get(check_stream_id(stream_id))
         return rows[-1].version if rows else 0
 
     def head(self) -> int:
@@ -93,7 +94,9 @@ class InMemoryEventStore(EventStore):
             return list(self._streams)
 
     def delete_stream(self, stream_id: str) -> int:
+        check_stream_id(stream_id)
         with self._lock:
+            self.generation += 1
             rows = self._streams.pop(stream_id, [])
             if rows:
                 self._log = [r for r in self._log if r.stream_id != stream_id]
