@@ -46,8 +46,14 @@ def _import(args: argparse.Namespace) -> None:
     with _open(args.db) as store:
         summary = import_log(store, args.log, case=args.case, activity=args.activity,
                              timestamp=args.timestamp, stream_prefix=args.prefix)
-    print(f"imported {summary.events} events of {summary.cases} cases "
-          f"({summary.activities} activities) into {args.db}")
+    if summary.written == 0:
+        print(f"nothing new: all {summary.events} events of {args.log} are already in {args.db}")
+    elif summary.written < summary.events:
+        print(f"imported {summary.written} new events into {args.db} "
+              f"({summary.already_stored} of the {summary.events} were already there)")
+    else:
+        print(f"imported {summary.events} events of {summary.cases} cases "
+              f"({summary.activities} activities) into {args.db}")
 
 
 @_failing

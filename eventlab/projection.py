@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -93,6 +94,16 @@ class Projector:
     up, and on close). After an ``ApplyError`` the state is the one after the
     last good event, unless ``apply`` changed the state in place; ``rebuild()``
     starts over from position 0.
+
+    When the stored state no longer fits the projection (its state's shape
+    changed since the checkpoint was saved), the projector warns and starts
+    over: it begins at the initial state and position 0, and the next
+    checkpoint replaces the stored one, wherever it was. The next ``run()`` is
+    then a full rebuild.
+
+    A dict state whose keys are not all ``str`` (say ``{3: 1.0}``) would come
+    back from JSON with ``str`` keys; a named projector refuses to store it
+    unless the projection sets ``state_type`` (e.g. ``dict[int, float]``).
     """
 
     def __init__(self, store: EventStore, projection: Projection, name: str | None = None, *,
@@ -113,14 +124,25 @@ class Projector:
         self._dirty = 0
         self._last_save = time.monotonic()
         self._failed = False
+        self._replace_checkpoint = False   # the stored one did not fit: overwrite it
         self.state: Any = projection.initial_state()
         self.position = 0
         if name is not None:
             found = store.load_checkpoint(name)
             if found is not None:
-                self.position, text = found
-                if text is not None:
-                    self.state = self._restore(text)
+                position, text = found
+                try:
+                    if text is not None:
+                        self.state = self._restore(text)
+                    self.position = position
+                except SerializationError as exc:
+                    warnings.warn(
+                        f"the stored state of projector {name!r} does not fit "
+                        f"{projection.name} ({exc.__cause__ or exc}); it starts over from "
+                        "position 0 and its next checkpoint replaces the stored one",
+                        stacklevel=2)
+                    self.state = projection.initial_state()
+                    self._replace_checkpoint = True
 
     @property
     def _where(self) -> str:
@@ -168,6 +190,7 @@ class Projector:
             self.state, self.position = self.projection.initial_state(), 0
             if self.name is not None:
                 self.store.save_checkpoint(self.name, 0, self._dump(), reset=True)
+                self._replace_checkpoint = False
             self._failed = False
             return self.run()
 
@@ -222,17 +245,42 @@ class Projector:
         if self.name is None:
             raise EventlabError("an unnamed projector keeps no checkpoint; give it name=...")
         with self._lock:
-            self.store.save_checkpoint(self.name, self.position, self._dump())
+            self.store.save_checkpoint(self.name, self.position, self._dump(),
+                                       reset=self._replace_checkpoint)
+            self._replace_checkpoint = False
             self._dirty = 0
             self._last_save = time.monotonic()
 
     def _dump(self) -> str:
         what = f"state of projector {self.name!r} ({self.projection.name})"
+        if self.projection.state_type is None:
+            self._check_keys(what)
         try:
             plain = to_builtins(self.state)
         except (TypeError, ValueError, OverflowError) as exc:
             raise SerializationError(f"{what} cannot be stored as JSON: {exc}") from exc
         return dumps(plain, what)
+
+    def _check_keys(self, what: str) -> None:
+        """Refuse dict keys JSON would turn into text, when nothing says how to turn
+        them back (a dict state and the dicts directly inside it are checked)."""
+        state = self.state
+        if not isinstance(state, dict):
+            return
+        found = next((k for k in state if not isinstance(k, str)), None)
+        if found is None:
+            for value in state.values():
+                if isinstance(value, dict):
+                    found = next((k for k in value if not isinstance(k, str)), None)
+                    if found is not None:
+                        break
+        if found is not None:
+            kind = type(found).__name__
+            raise SerializationError(
+                f"{what} has a {kind} dict key ({found!r}); JSON would bring it back as "
+                f"text, so the resumed state would mix key types. Set state_type = "
+                f"dict[{kind}, ...] on {self.projection.name} (e.g. dict[{kind}, float]) "
+                "or use str keys")
 
     def _restore(self, text: str) -> Any:
         target = self.projection.state_type

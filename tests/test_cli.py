@@ -45,3 +45,13 @@ def test_errors_are_one_line_and_exit_1(tmp_path):
     assert "Traceback" not in done.stderr
     query = run("sql", "--db", db, "select nope")
     assert query.returncode == 1 and "the query failed" in query.stderr
+
+
+def test_importing_a_log_again_writes_nothing(tmp_path):
+    db = str(tmp_path / "log.duckdb")
+    log = str(DATA / "running-example" / "running-example.xes")
+    first, again = run("import", log, "--db", db), run("import", log, "--db", db)
+    assert first.returncode == again.returncode == 0, again.stderr
+    assert "imported 42 events" in first.stdout
+    assert again.stdout.startswith("nothing new: all 42 events")
+    assert "6 streams, 42 events" in run("info", "--db", db).stdout

@@ -249,3 +249,119 @@ def test_unknown_source_kinds(tmp_path, store):
         el.import_log(store, tmp_path / "missing.xes")
     with pytest.raises(LogImportError, match="cannot import a list"):
         el.import_log(store, [1, 2])
+
+
+# -- importing again is a safe retry ---------------------------------------------------------
+
+def ids_of(store: el.EventStore) -> list[tuple[str, int, str]]:
+    return sorted((e.stream_id, e.version, str(e.event_id)) for e in store.read_all())
+
+
+def write_csv(path: Path, rows: list[tuple[str, str, str]]) -> Path:
+    path.write_text("case_id,activity,timestamp\n" + "".join(f"{c},{a},{t}\n"
+                                                             for c, a, t in rows))
+    return path
+
+
+ROWS = [("c1", "open", "2024-01-01 09:00"), ("c1", "close", "2024-01-01 10:00"),
+        ("c2", "open", "2024-01-02 09:00")]
+
+
+def test_importing_the_same_file_twice_leaves_the_log_unchanged(store, tmp_path):
+    first = el.import_log(store, RUNNING_XES)
+    before, ids = events_of(store), ids_of(store)
+    again = el.import_log(store, RUNNING_XES)
+    assert (first.written, again.written, again.already_stored) == (42, 0, 42)
+    assert (again.cases, again.events) == (first.cases, first.events)
+    assert store.head() == 42 and events_of(store) == before and ids_of(store) == ids
+    copy = tmp_path / "elsewhere.xes"        # the same bytes under another name
+    copy.write_bytes(RUNNING_XES.read_bytes())
+    assert el.import_log(store, copy).written == 0 and store.head() == 42
+
+
+def test_reimport_into_a_reopened_file_writes_nothing(tmp_path):
+    path = tmp_path / "log.duckdb"
+    with el.connect(path) as store:
+        el.import_log(store, RECEIPT_CSV)
+        head, ids = store.head(), ids_of(store)
+    with el.connect(path) as store:
+        summary = el.import_log(store, RECEIPT_CSV)
+        assert summary.written == 0 and summary.already_stored == head
+        assert store.head() == head and ids_of(store) == ids
+
+
+def test_imported_ids_are_uuid5_and_the_same_in_every_store():
+    a, b = el.connect(), el.InMemoryEventStore()
+    el.import_log(a, RUNNING_XES)
+    el.import_log(b, RUNNING_XES)
+    assert ids_of(a) == ids_of(b)
+    assert {e.event_id.version for e in a.read_all()} == {5}
+
+
+def test_a_different_file_with_overlapping_rows_is_imported_in_full(store, tmp_path):
+    el.import_log(store, write_csv(tmp_path / "a.csv", ROWS))
+    more = [*ROWS, ("c1", "reopen", "2024-01-03 09:00")]
+    summary = el.import_log(store, write_csv(tmp_path / "b.csv", more))
+    assert summary.written == 4 and store.head() == 7
+    assert store.stream_version("c1") == 5
+
+
+def test_other_options_make_another_import(store):
+    el.import_log(store, RUNNING_XES)
+    assert el.import_log(store, RUNNING_XES, stream_prefix="copy-").written == 42
+    assert el.import_log(store, RUNNING_XES, stream_prefix="copy-").written == 0
+    assert el.import_log(store, RUNNING_XES, attributes=["Costs"]).written == 42
+    assert store.head() == 126
+    assert len({e.event_id for e in store.read_all()}) == 126
+
+
+def test_a_frame_keeps_its_event_ids(store):
+    el.import_log(store, RUNNING_XES)
+    frame = store.to_df()
+    copy = el.connect()
+    assert el.import_log(copy, frame).written == 42
+    assert ids_of(copy) == ids_of(store)
+    assert el.import_log(store, frame).written == 0 and store.head() == 42
+    # under a prefix the copy gets ids of its own, still stable on a retry
+    assert el.import_log(store, frame, stream_prefix="copy-").written == 42
+    assert el.import_log(store, frame, stream_prefix="copy-").written == 0
+    assert len({e.event_id for e in store.read_all()}) == store.head() == 84
+
+
+def test_a_dataframe_again_is_a_retry_and_a_grown_one_adds_its_new_rows(store):
+    log = pd.DataFrame(ROWS, columns=["case_id", "activity", "timestamp"])
+    assert el.import_log(store, log).written == 3
+    assert el.import_log(store, log).written == 0
+    grown = pd.concat([log, pd.DataFrame([("c1", "reopen", "2024-01-03 09:00"),
+                                          ("c3", "open", "2024-01-04 09:00")],
+                                         columns=log.columns)])
+    summary = el.import_log(store, grown)
+    assert (summary.written, summary.already_stored, store.head()) == (2, 3, 5)
+    assert [e.type for e in store.read_stream("c1")] == ["open", "close", "reopen"]
+    assert el.import_log(store, grown).written == 0
+    changed = log.assign(activity=["begin", "end", "begin"])
+    assert el.import_log(store, changed).written == 3   # other content: other events
+
+
+def test_stored_rows_out_of_place_are_refused(store):
+    log = pd.DataFrame(ROWS, columns=["case_id", "activity", "timestamp"])
+    el.import_log(store, log)
+    earlier = pd.concat([log, pd.DataFrame([("c1", "draft", "2023-12-31 09:00"),
+                                            ("c9", "open", "2024-01-03 09:00")],
+                                           columns=log.columns)])
+    with pytest.raises(LogImportError, match="stream 'c1' already holds"):
+        el.import_log(store, earlier)                 # c1's new event comes first
+    assert store.head() == 3
+
+
+def test_bad_event_ids_in_a_frame_name_the_row(store):
+    el.import_log(store, RUNNING_XES)
+    frame = store.to_df()
+    target = el.InMemoryEventStore()
+    bad = frame.assign(event_id=["not-a-uuid", *frame["event_id"][1:]])
+    with pytest.raises(LogImportError, match=r"row 1: column 'event_id': 'not-a-uuid'"):
+        el.import_log(target, bad)
+    twice = frame.assign(event_id=[*frame["event_id"][:-1], frame["event_id"][0]])
+    with pytest.raises(LogImportError, match=r"row 42: column 'event_id'.*earlier row"):
+        el.import_log(target, twice)
+    assert target.head() == 0

@@ -139,6 +139,103 @@ def test_state_type_rebuilds_non_string_keys(store):
     assert resumed.state[1] == 5
 
 
+def test_non_string_keys_without_state_type_are_refused_by_name(store):
+    class ByVersion(el.Projection):
+        def initial_state(self):
+            return {}
+
+        def apply(self, state, event):
+            state[event.version] = state.get(event.version, 0.0) + 1.0
+            return state
+
+    fill(store, n=10)
+    p = el.Projector(store, ByVersion(), name="by-version")
+    with pytest.raises(el.SerializationError, match=r"'by-version'.*state_type = dict\[int"):
+        p.run()
+    assert store.load_checkpoint("by-version") is None
+
+
+def test_non_string_keys_one_level_down_are_refused_too(store):
+    class Nested(el.Projection):
+        def initial_state(self):
+            return {"by_version": {}}
+
+        def apply(self, state, event):
+            state["by_version"][event.version] = 1
+            return state
+
+    store.append("a", [Deposited(1)])
+    with pytest.raises(el.SerializationError, match="nested-one"):
+        el.Projector(store, Nested(), name="nested-one").run()
+
+
+def test_state_type_round_trips_int_keys_exactly(store):
+    class Amounts(el.Projection):
+        types = (Deposited,)
+        state_type = dict[int, float]
+
+        def initial_state(self):
+            return {}
+
+        def apply(self, state, event):
+            state[event.version] = state.get(event.version, 0.0) + event.data.amount
+            return state
+
+    fill(store, n=30)
+    first = el.Projector(store, Amounts(), name="amounts")
+    first.run()
+    resumed = el.Projector(store, Amounts(), name="amounts")
+    assert resumed.state == first.state
+    assert {type(k) for k in resumed.state} == {int}
+    assert {type(v) for v in resumed.state.values()} == {float}
+    store.append("acc-0", [Deposited(2.5)])
+    resumed.run()
+    assert {type(k) for k in resumed.state} == {int}
+    full = el.Projector(store, Amounts())
+    full.run()
+    assert resumed.state == full.state
+
+
+class NewShape(el.Projection):
+    """The same projector name, but its state is now a dataclass with other fields."""
+
+    def initial_state(self):
+        return Totals()
+
+    def apply(self, state, event):
+        return TotalsProjection().apply(state, event)
+
+
+def test_stored_state_that_no_longer_fits_starts_over_with_a_warning(tmp_path):
+    path = tmp_path / "shape.duckdb"
+    with el.connect(path) as store:
+        fill(store, n=30)
+        store.save_checkpoint("totals", store.head() - 5, '{"owners": 7}')   # an old shape
+    with el.connect(path) as store:
+        with pytest.warns(UserWarning, match=r"projector 'totals'.*starts over"):
+            p = el.Projector(store, NewShape(), name="totals", checkpoint_every=4)
+        assert (p.position, p.state) == (0, Totals())
+        assert p.run() == store.head()           # a full rebuild; early checkpoints move back
+        full = el.Projector(store, TotalsProjection())
+        full.run()
+        assert p.state == full.state
+        assert store.load_checkpoint("totals")[0] == store.head()
+    with el.connect(path) as store:
+        resumed = el.Projector(store, NewShape(), name="totals")
+        assert (resumed.position, resumed.state) == (store.head(), full.state)
+        store.append("acc-0", [Deposited(3)])
+        assert resumed.run() == 1 and resumed.state.deposited == full.state.deposited + 3
+
+
+def test_stored_state_that_does_not_fit_can_be_rebuilt_right_away(store):
+    fill(store, n=10)
+    store.save_checkpoint("totals", store.head(), '"not a Totals"')
+    with pytest.warns(UserWarning, match="totals"):
+        p = el.Projector(store, TotalsProjection(), name="totals")
+    assert p.rebuild() == store.head()
+    assert el.Projector(store, TotalsProjection(), name="totals").state == p.state
+
+
 def test_rebuild_starts_over(store):
     fill(store, n=20)
     p = el.Projector(store, Balances(), name="balances")

@@ -9,25 +9,35 @@ reads the file: in a CSV the header is line 1, so the first row is line 2; in
 XES the line of the ``<event>`` tag; in a DataFrame or Parquet table "row N"
 counts rows from 1.
 
+Importing the same log again is a safe retry: events get deterministic ids
+(see ``identity``), events the store already holds are not written again,
+and the summary's ``written`` says how many were new.
+
 >>> import eventlab as el
 >>> store = el.connect()
 >>> el.import_log(store, "data/running-example/running-example.xes")  # doctest: +SKIP
-ImportSummary(cases=6, events=42, activities=8)
+ImportSummary(cases=6, events=42, activities=8, written=42)
+>>> el.import_log(store, "data/running-example/running-example.xes")  # doctest: +SKIP
+ImportSummary(cases=6, events=42, activities=8, written=0)
 """
 
 from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 
+from ..errors import ConcurrencyError
+from . import identity
 from .errors import LogImportError
+from .stored import drop_stored
 
 if TYPE_CHECKING:
     from ..store.base import EventStore
@@ -37,11 +47,24 @@ __all__ = ["ImportSummary", "LogImportError", "import_log"]
 
 @dataclass(frozen=True)
 class ImportSummary:
-    """What an import wrote: how many cases (streams), events and activities (types)."""
+    """What an import read: how many cases (streams), events and activities (types);
+    and ``written``, how many of the events it wrote (fewer when some were stored
+    by an earlier import of the same log).
+
+    >>> s = ImportSummary(cases=6, events=42, activities=8, written=0)
+    >>> s.already_stored
+    42
+    """
 
     cases: int
     events: int
     activities: int
+    written: int
+
+    @property
+    def already_stored(self) -> int:
+        """Events of the log the store already held (from an earlier import of it)."""
+        return self.events - self.written
 
 
 def import_log(store: EventStore, source: Any, case: str | None = None,
@@ -59,13 +82,17 @@ def import_log(store: EventStore, source: Any, case: str | None = None,
     >>> import pandas as pd, eventlab as el
     >>> log = pd.DataFrame({"case_id": ["c1", "c1"], "activity": ["open", "close"],
     ...                     "timestamp": ["2024-01-01 09:00", "2024-01-01 10:00"]})
-    >>> el.import_log(el.InMemoryEventStore(), log)
-    ImportSummary(cases=1, events=2, activities=2)
+    >>> store = el.InMemoryEventStore()
+    >>> el.import_log(store, log)
+    ImportSummary(cases=1, events=2, activities=2, written=2)
+    >>> el.import_log(store, log).written    # the same rows again: nothing new
+    0
     """
     from . import tabular
 
     bar = _Progress()
     try:
+        path: Path | None = None
         if isinstance(source, (str, os.PathLike)):
             path = Path(source)
             if not path.exists():
@@ -97,10 +124,21 @@ def import_log(store: EventStore, source: Any, case: str | None = None,
                                             attributes)
             unit, where = "row", "the table"
         bar.stage("checking")
-        batch, summary = _checked(rows, mapping, unit, where, stream_prefix)
+        source_key = "table" if path is None else identity.file_key(path)
+        namespace = identity.import_namespace(source_key, stream_prefix, mapping, attributes)
+        batch, summary = _checked(rows, mapping, unit, where, stream_prefix, namespace,
+                                  by_content=path is None)
         bar.stage("writing")
-        store.append_batch(batch)
-        return summary
+        batch = drop_stored(store, batch, where)
+        before = store.head()
+        try:
+            store.append_batch(batch)
+        except ConcurrencyError as exc:
+            raise LogImportError(
+                f"{where}: stream {exc.stream_id!r} already holds some of its events, "
+                "but not as its first ones in the same order; was another version of "
+                "this log imported? nothing was imported") from None
+        return replace(summary, written=store.head() - before)
     finally:
         bar.close()
 
@@ -119,42 +157,96 @@ def _as_table(source: Any) -> pa.Table:
 
 
 def _checked(rows: pa.Table, mapping: dict[str, str], unit: str, where: str,
-             prefix: str) -> tuple[pa.Table, ImportSummary]:
-    """Check every row in one DuckDB scan, then sort into the batch to append."""
+             prefix: str, namespace: uuid.UUID,
+             by_content: bool) -> tuple[pa.Table, ImportSummary]:
+    """Check every row in one DuckDB scan, then sort into the batch to append.
+
+    Each event gets its id here (see ``identity``): the row's own ``event_id``
+    when it has one, else ``uuid5(namespace, row number)``, or for a table
+    (``by_content``) ``uuid5(namespace, its content and row number)``.
+    """
     if rows.num_rows == 0:
         raise LogImportError(f"{where} holds no events; nothing was imported")
+    has_ids = "event_id" in rows.column_names
+    rows = rows.append_column("__row", pa.array(range(rows.num_rows), pa.int64()))
     con = duckdb.connect()
     try:
         con.execute("set TimeZone = 'UTC'")
         con.register("_rows", rows)
-        bad = con.execute("""
+        id_check = ("when event_id is not null and try_cast(event_id as uuid) is null "
+                    "then 'event_id'" if has_ids else "")
+        bad = con.execute(f"""
             select line, problem, value from (
-                select line, "timestamp"::varchar as value, case
-                    when "case" is null or "case" = '' then 'case'
-                    when activity is null or activity = '' then 'activity'
-                    when "timestamp" is null then 'timestamp'
-                    when try_cast("timestamp" as timestamptz) is null then 'bad timestamp'
-                    end as problem
-                from _rows)
+                select line, case when problem = 'event_id' then event_id
+                                  else "timestamp"::varchar end as value, problem from (
+                    select line, "timestamp", {'event_id' if has_ids else 'null'} as event_id,
+                    case
+                        when "case" is null or "case" = '' then 'case'
+                        when activity is null or activity = '' then 'activity'
+                        when "timestamp" is null then 'timestamp'
+                        when try_cast("timestamp" as timestamptz) is null then 'bad timestamp'
+                        {id_check}
+                        end as problem
+                    from _rows))
             where problem is not null order by line limit 1""").fetchall()
+        if not bad and has_ids:
+            bad = con.execute("""
+                select line, 'same event_id', event_id from (
+                    select line, event_id, count(*) over (
+                        partition by event_id::uuid order by line
+                        rows between unbounded preceding and current row) as seen
+                    from _rows where event_id is not null)
+                where seen > 1 order by line limit 1""").fetchall()
         if bad:
             line, problem, value = bad[0]
             if problem == "bad timestamp":
                 detail = (f"column {mapping['timestamp']!r}: cannot read {value!r} "
                           "as a timestamp")
+            elif problem == "event_id":
+                detail = f"column 'event_id': {value!r} is not a UUID"
+            elif problem == "same event_id":
+                detail = f"column 'event_id': {value!r} is the id of an earlier row too"
             else:
                 detail = f"column {mapping[problem]!r} is empty (the {problem})"
             raise LogImportError(f"{where}, {unit} {line}: {detail}; nothing was imported")
-        batch = con.sql("""
-            select ? || "case" as stream_id, activity as type, data, metadata,
-                   "timestamp"::timestamptz as recorded_at
-            from _rows order by recorded_at, ord""", params=[prefix]).to_arrow_table()
+        batch = con.sql(_batch_query(has_ids, bool(prefix), by_content),
+                        params=[prefix, namespace.bytes]).to_arrow_table()
         counts = con.execute(
             'select count(distinct "case"), count(*), count(distinct activity) from _rows'
         ).fetchall()[0]
     finally:
         con.close()
-    return batch, ImportSummary(int(counts[0]), int(counts[1]), int(counts[2]))
+    summary = ImportSummary(int(counts[0]), int(counts[1]), int(counts[2]), written=0)
+    return batch, summary
+
+
+def _batch_query(has_ids: bool, prefixed: bool, by_content: bool) -> str:
+    """The query sorting checked rows into the batch to append, ids included.
+
+    Parameters: the stream prefix, then the namespace's 16 bytes.
+    """
+    if by_content:
+        name = ("concat_ws(chr(31), \"case\", activity, \"timestamp\"::varchar, data, "
+                "coalesce(metadata, ''), __row::varchar)")
+    else:
+        name = "__row::varchar"
+    derived = identity.sha1_sql("$2::blob", name)
+    if has_ids:
+        kept = "lower(event_id::uuid::varchar)"
+        if prefixed:   # a copy under new stream ids must not share the original's ids
+            copied = identity.sha1_sql("$2::blob", f"'id:' || {kept}")
+            digest = f"case when event_id is null then {derived} else {copied} end"
+            event_id = identity.uuid_from_sha1_sql("__h")
+        else:
+            digest = f"case when event_id is null then {derived} end"
+            event_id = f"coalesce({kept}, {identity.uuid_from_sha1_sql('__h')})"
+    else:
+        digest, event_id = derived, identity.uuid_from_sha1_sql("__h")
+    return f"""
+        select $1 || "case" as stream_id, activity as type, data, metadata,
+               "timestamp"::timestamptz as recorded_at, {event_id} as event_id
+        from (select *, {digest} as __h from _rows)
+        order by recorded_at, ord"""
 
 
 class _Progress:

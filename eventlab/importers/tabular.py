@@ -4,8 +4,9 @@ Three columns are mapped (case, activity, timestamp; found by common names when
 not given). Columns named ``case:<name>`` (and a ``metadata`` JSON column) go to
 the metadata; the other columns form the payload, with dotted names nested
 (``address.city``). Unnamed columns (a saved pandas index) are dropped, and so
-are the ``position``, ``version`` and ``event_id`` columns of an eventlab frame;
-``position`` then keeps the frame's order. Empty cells are left out of payloads.
+are the ``position`` and ``version`` columns of an eventlab frame: ``position``
+then keeps the frame's order, and the frame's ``event_id`` column its events'
+ids (see ``identity``). Empty cells are left out of payloads.
 
 >>> pick(["case_id", "activity", "timestamp"], None, CASE, "case")
 'case_id'
@@ -109,7 +110,8 @@ def pick(columns: Sequence[str], given: str | None, candidates: Sequence[str],
 def prepare(table: pa.Table, where: str, first_line: int, case: str | None,
             activity: str | None, timestamp: str | None,
             attributes: Collection[str] | None) -> tuple[pa.Table, dict[str, str]]:
-    """Import rows (line, case, activity, timestamp, data, metadata, ord) from a table.
+    """Import rows (line, case, activity, timestamp, data, metadata, ord, and for an
+    eventlab frame with ids event_id) from a table.
 
     ``first_line`` is the number the first row gets in messages (2 for a CSV
     file, whose header is line 1). Returns the rows and the mapped column names.
@@ -152,7 +154,10 @@ def prepare(table: pa.Table, where: str, first_line: int, case: str | None,
     query = (f"select __line as line, {_q(mapping['case'])}::varchar as \"case\", "
              f"{_q(mapping['activity'])}::varchar as activity, "
              f"{_q(mapping['timestamp'])} as timestamp, {data_sql} as data, "
-             f"{meta_sql} as metadata, {order}::bigint as ord from _source")
+             f"{meta_sql} as metadata, {order}::bigint as ord"
+             + (', "event_id"::varchar as event_id' if is_frame and "event_id" in columns
+                else "")
+             + " from _source")
     con = duckdb.connect()
     try:
         con.execute("set TimeZone = 'UTC'")
