@@ -271,3 +271,20 @@ def test_closed_store_refuses_reads_of_cached_values(db_path):
 def test_mixing_modes_in_one_process_is_explained(db_path):
     with el.connect(db_path), pytest.raises(el.StoreLockedError, match="in this process"):
         el.connect(db_path, read_only=True)
+
+
+def test_a_many_stream_batch_sent_again_is_a_safe_retry(db_path):
+    import uuid
+
+    import pyarrow as pa
+
+    rows = pa.table({"stream_id": ["a", "b", "a", "c", "b"], "type": ["T"] * 5,
+                     "data": [f'{{"i":{i}}}' for i in range(5)],
+                     "event_id": [str(uuid.uuid4()) for _ in range(5)]})
+    with el.connect(db_path) as store:
+        store.append("b", [Noted("first")])
+        store.append_batch(rows)
+        before = [(e.position, e.stream_id, e.version) for e in store.read_all()]
+        store.append_batch(rows)
+        assert [(e.position, e.stream_id, e.version) for e in store.read_all()] == before
+        assert {s: store.stream_version(s) for s in "abc"} == {"a": 2, "b": 3, "c": 1}

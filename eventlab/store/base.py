@@ -226,14 +226,16 @@ class EventStore(ABC):
         return sum(len(batch) for _, batch in groups)
 
     def _resolve(self, stream_id: str, expected: Expected, actual: int,
-                 batch: Sequence[Pending]) -> int | None:
+                 batch: Sequence[Pending], found: dict[str, int] | None = None) -> int | None:
         """Check an append against the stream; return a version if it is a retry.
 
         Returns ``None`` when the batch must be written, or the version the
         stream already reached if every event id is already stored in place.
+        ``found`` may give the stream's stored versions of the batch's ids.
         """
         if any(p.event_id is not None for p in batch):
-            found = self._versions_of(stream_id, [p.event_id for p in batch if p.event_id])
+            if found is None:
+                found = self._versions_of(stream_id, [p.event_id for p in batch if p.event_id])
             if found:
                 versions = [found.get(p.event_id) if p.event_id else None for p in batch]
                 first = versions[0]

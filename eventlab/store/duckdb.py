@@ -188,9 +188,14 @@ class DuckDBEventStore(EventStore):
         with state.lock:
             results, plan = [], []
             planned: dict[str, int] = {}
+            stored = None
+            if len(groups) > 1:  # many streams: one query each for versions and ids
+                self._cache_versions([stream_id for stream_id, _, _ in groups])
+                stored = self._stored_ids(groups)
             for stream_id, expected, batch in groups:
                 actual = planned[stream_id] if stream_id in planned else self._version(stream_id)
-                retry = self._resolve(stream_id, expected, actual, batch)
+                found = None if stored is None else stored.get(stream_id, {})
+                retry = self._resolve(stream_id, expected, actual, batch, found)
                 if retry is not None or not batch:
                     results.append(actual if retry is None else retry)
                     continue
@@ -285,6 +290,31 @@ class DuckDBEventStore(EventStore):
             f"select coalesce(max(version), 0) from {TABLE} where stream_id = ?",
             [stream_id]).fetchone()
         return int(row[0])
+
+    def _cache_versions(self, stream_ids: list[str]) -> None:
+        """Fill the version cache for many streams at once (the caller holds the lock)."""
+        versions = self._state.versions
+        missing = list({s for s in stream_ids if s not in versions})
+        if not missing:
+            return
+        versions.update({s: 0 for s in missing})
+        versions.update(self._cursor().execute(
+            f"select stream_id, max(version) from {TABLE} "
+            "where stream_id in (select unnest(?::varchar[])) group by stream_id",
+            [missing]).fetchall())
+
+    def _stored_ids(self, groups: list[tuple[str, Expected, list[Pending]]],
+                    ) -> dict[str, dict[str, int]] | None:
+        """For a many-stream write: every given id already stored, by stream, in one query."""
+        ids = [p.event_id for _, _, batch in groups for p in batch if p.event_id]
+        if not ids:
+            return None
+        found: dict[str, dict[str, int]] = {}
+        for stream_id, event_id, version in self._cursor().execute(
+                f"select stream_id, event_id::varchar, version from {TABLE} "
+                "where event_id in (select unnest(?::uuid[]))", [ids]).fetchall():
+            found.setdefault(stream_id, {})[event_id] = version
+        return found
 
     def _versions_of(self, stream_id: str, event_ids: list[str]) -> dict[str, int]:
         rows = self._cursor().execute(
