@@ -66,7 +66,10 @@ def measure(path: Path, which: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--quick", action="store_true", help="100,000 events, for a smoke run")
     args = parser.parse_args()
+    if args.quick:
+        args.events = 100_000
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "bench.duckdb"
         start = time.perf_counter()

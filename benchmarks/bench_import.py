@@ -42,7 +42,10 @@ def timed(fn) -> tuple[float, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="one run instead of --repeat")
     args = parser.parse_args()
+    if args.quick:
+        args.repeat = 1
     el.import_log(el.connect(), DATA / "running-example" / "running-example.xes")  # warm-up
     for run in range(1, args.repeat + 1):
         base, count = timed(lambda: bare_parse(LOG))
