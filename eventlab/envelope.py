@@ -63,12 +63,6 @@ class StoredUUID(uuid.UUID):
 
     __slots__ = ("_text",)
 
-    @classmethod
-    def from_text(cls, text: str) -> StoredUUID:
-        made = object.__new__(cls)
-        set_uuid_text(made, text)
-        return made
-
     def __getattr__(self, name: str) -> Any:
         # only called for unset attributes: uuid.UUID's own slots, until parsed
         if name not in ("int", "is_safe"):
