@@ -88,6 +88,17 @@ def _sql(args: argparse.Namespace) -> None:
         print(frame.to_string(index=False, max_rows=args.max_rows))
 
 
+def _count(text: str) -> int:
+    """A whole number >= 0, for argparse (which reports the ValueError's message)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; give 0 or more")
+    return value
+
+
 def _add_log_commands(commands: argparse._SubParsersAction) -> None:
     imp = commands.add_parser("import", help="import an XES, CSV or Parquet log into a file")
     imp.add_argument("log", help="the log: .xes, .xes.gz, .csv, .parquet or a Parquet folder")
@@ -108,7 +119,7 @@ def _add_log_commands(commands: argparse._SubParsersAction) -> None:
     query = commands.add_parser("sql", help="run SQL over the view `events`")
     query.add_argument("query", help='e.g. "select type, count(*) from events group by 1"')
     query.add_argument("--db", required=True, help="DuckDB file to query")
-    query.add_argument("--max-rows", type=int, default=60, help="rows to print at most")
+    query.add_argument("--max-rows", type=_count, default=60, help="rows to print at most")
     query.set_defaults(run=_sql)
 
 

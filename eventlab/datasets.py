@@ -98,6 +98,9 @@ def _generate(store: EventStore | None, aggregate: Aggregate, name: str, count: 
 
         store = connect()
     rows: list[tuple[datetime, int, str, str, str, str]] = []
+    # ids are a function of the seed (so a dataset added again is a safe retry) and of
+    # the dataset (so two datasets with one seed never share an id)
+    namespace = uuid.uuid5(uuid.NAMESPACE_URL, f"eventlab:datasets:{name}")
     for i in range(1, count + 1):
         stream_id = name.format(i)
         state = aggregate.initial_state()
@@ -111,7 +114,7 @@ def _generate(store: EventStore | None, aggregate: Aggregate, name: str, count: 
             for event in events:
                 state = aggregate.apply(state, event)
                 type_name, data, _ = store.registry.encode(event)
-                event_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+                event_id = str(uuid.uuid5(namespace, f"{rng.getrandbits(128):032x}"))
                 rows.append((at, len(rows), stream_id, type_name, data, event_id))
 
         life(i, run, start + timedelta(days=rng.uniform(0, days * 0.7)))

@@ -9,6 +9,13 @@ class EventlabError(Exception):
     """Base class of every error eventlab raises on purpose."""
 
 
+class InvalidInputError(EventlabError, ValueError):
+    """An argument (stream id, expected version, range, metadata...) is not acceptable.
+
+    The message names the argument; nothing was written.
+    """
+
+
 class ConcurrencyError(EventlabError):
     """An append's expected version did not match the stream; nothing was written.
 

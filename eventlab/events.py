@@ -20,6 +20,7 @@ Deposited(amount=10.0)
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -31,7 +32,7 @@ from .errors import EventlabError, SerializationError
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, TypeError)
-ENCODE_ERRORS = (TypeError, ValueError, OverflowError)
+ENCODE_ERRORS = (TypeError, ValueError, OverflowError, RecursionError)
 json_encoder = msgspec.json.Encoder()
 _json_decoder = msgspec.json.Decoder()
 
@@ -116,11 +117,7 @@ class EventRegistry:
     def encode(self, event: Any) -> tuple[str, str, int]:
         """Return ``(type_name, json_text, schema_version)`` for a dataclass event."""
         name, version = self.encoding(event)
-        try:
-            text = json_encoder.encode(event).decode()
-        except ENCODE_ERRORS as exc:
-            raise SerializationError(f"event {name!r} cannot be stored as JSON: {exc}") from exc
-        return name, text, version
+        return name, encode_json(event, f"event {name!r}"), version
 
     def encoding(self, event: Any) -> tuple[str, int]:
         """``(type_name, schema_version)`` an event is stored under; checks it is an event."""
@@ -204,11 +201,82 @@ def _same_origin(a: type, b: type) -> bool:
 
 
 def dumps(value: Any, what: str = "value") -> str:
-    """JSON text for metadata, snapshots and projection state; names ``what`` on failure."""
+    """JSON text for snapshots and projection state; names ``what`` on failure."""
     try:
         return json_encoder.encode(value).decode()
     except ENCODE_ERRORS as exc:
-        raise SerializationError(f"{what} cannot be stored as JSON: {exc}") from exc
+        raise encode_error(what, exc) from exc
+
+
+def encode_json(value: Any, what: str = "value") -> str:
+    """JSON text for what goes into the log (payloads, metadata): like ``dumps``, but a
+    NaN or infinity anywhere in ``value`` is refused instead of being written as null.
+
+    >>> encode_json({"amount": 1.5})
+    '{"amount":1.5}'
+    >>> encode_json({"rates": [1.0, float("nan")]}, "metadata")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    eventlab.errors.SerializationError: metadata ... field 'rates[1]' is nan; JSON has no NaN...
+    """
+    try:
+        text = json_encoder.encode(value).decode()
+    except ENCODE_ERRORS as exc:
+        raise encode_error(what, exc) from exc
+    if "null" in text:  # msgspec writes NaN and infinity as null: only then look closer
+        check_finite(value, what)
+    return text
+
+
+def encode_error(what: str, exc: BaseException) -> SerializationError:
+    if isinstance(exc, RecursionError):
+        return SerializationError(f"{what} cannot be stored as JSON: it is nested too deeply")
+    return SerializationError(f"{what} cannot be stored as JSON: {exc}")
+
+
+def check_finite(value: Any, what: str) -> None:
+    """Raise ``SerializationError`` naming the first NaN or infinity inside ``value``."""
+    found = non_finite(value)
+    if found is not None:
+        path, number = found
+        raise SerializationError(
+            f"{what} cannot be stored as JSON: field {path!r} is {number!r}; JSON has no "
+            "NaN or infinity (it would read back as null): store None or a finite number")
+
+
+def non_finite(value: Any) -> tuple[str, float] | None:
+    """The path (``a.b[2]``) and value of the first non-finite float inside ``value``.
+
+    >>> non_finite({"a": {"b": [0.0, float("inf")]}})
+    ('a.b[1]', inf)
+    >>> non_finite([1.0, 2.0]) is None
+    True
+    """
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:  # depth first, in field order; no recursion, whatever the nesting
+        path, item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return path or "value", item
+            continue
+        children: list[tuple[str, Any]]
+        if isinstance(item, dict):
+            children = [(_child(path, key), v) for key, v in item.items()]
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            children = [(f"{path}[{i}]", v) for i, v in enumerate(item)]
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            children = [(_child(path, f.name), getattr(item, f.name))
+                        for f in dataclasses.fields(item)]
+        else:
+            continue
+        stack.extend(reversed(children))
+    return None
+
+
+def _child(path: str, key: Any) -> str:
+    if isinstance(key, str) and key.isidentifier():
+        return f"{path}.{key}" if path else key
+    return f"{path}[{key!r}]"
 
 
 def loads(text: str | bytes) -> Any:

@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -33,15 +30,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from .events import dumps
-from .store.base import InvalidInputError, Pending, _type_names, check_stream_id
+from .store.base import InvalidInputError, _type_names, check_stream_id
+from .store.names import TABLE, literal, quote
 
 if TYPE_CHECKING:
     from .store.base import EventStore
 
 #: The columns every frame starts with; payload fields follow in name order.
 ENVELOPE = ("position", "stream_id", "version", "type", "recorded_at", "event_id", "metadata")
-_TABLE = "eventlab_events"
 _UTC = pa.timestamp("us", tz="UTC")
 _PY_UTC = pa.timestamp("us", tz="+00:00")   # converts to datetime.timezone.utc
 _INT_LEAVES = {"UBIGINT": "BIGINT", "UINTEGER": "BIGINT", "INTEGER": "BIGINT"}
@@ -127,34 +123,89 @@ def _clean(structure: Any) -> Any:
     return _INT_LEAVES.get(structure, structure)
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+_quote = quote
+
+
+def column_names(paths: Sequence[tuple[str, ...]]) -> list[str]:
+    """Names for payload columns, one per leaf path, in the given order.
+
+    A name is the dotted path (an empty key reads ``_``), prefixed with ``data.``
+    where it would shadow an envelope column. SQL engines and Parquet readers
+    compare column names without case, so a name already taken in another case
+    gets ``_2``, ``_3``, ... after it.
+
+    >>> column_names([("",), ("A",), ("a",), ("type",), ("who", "name")])
+    ['_', 'A', 'a_2', 'data.type', 'who.name']
+    """
+    taken = {name.lower() for name in ENVELOPE}
+    names = []
+    for path in paths:
+        name = ".".join(key or "_" for key in path)
+        lowered = name.lower()
+        if lowered in ENVELOPE or lowered == "data" or lowered.startswith("data."):
+            name = "data." + name           # never shadow an envelope column
+        candidate, n = name, 1
+        while candidate.lower() in taken:
+            n += 1
+            candidate = f"{name}_{n}"
+        taken.add(candidate.lower())
+        names.append(candidate)
+    return names
+
+
+def _sorted_leaves(structure: Any) -> list[tuple[tuple[str, ...], Any]]:
+    return sorted(_leaves(structure), key=lambda item: ".".join(item[0]))
+
+
+def _awkward_paths(paths: Sequence[tuple[str, ...]]) -> set[tuple[str, ...]]:
+    """The paths DuckDB's ``json_transform`` cannot name: those with an empty key, or
+    a key that another key of the same object matches without case."""
+    keys: dict[tuple[str, ...], list[str]] = {}
+    for path in paths:
+        for depth, key in enumerate(path):
+            found = keys.setdefault(path[:depth], [])
+            if key not in found:
+                found.append(key)
+    lowered = {parent: [k.lower() for k in found] for parent, found in keys.items()}
+    return {path for path in paths if any(
+        not key or lowered[path[:depth]].count(key.lower()) > 1
+        for depth, key in enumerate(path))}
 
 
 def flat_select(con: duckdb.DuckDBPyConnection, where: str = "",
                 params: Sequence[Any] = ()) -> str:
-    """SQL selecting the envelope plus one column per payload leaf from ``eventlab_events``.
+    """SQL selecting the envelope plus one column per payload leaf from the log's table.
 
     It has no ORDER BY: a scan returns rows in the order they were stored, which
     is position order; ``to_arrow`` checks that and sorts only when it is not.
     """
-    found = con.execute(f"select json_group_structure(data::json) from {_TABLE}{where}",
+    found = con.execute(f"select json_group_structure(data::json) from {TABLE}{where}",
                         list(params)).fetchall()
     text = found[0][0] if found else None
     structure = _clean(json.loads(text)) if text else {}
     envelope = ("position, stream_id, version, type, recorded_at, "
                 "event_id::varchar as event_id, metadata")
     if not isinstance(structure, dict) or not structure or structure == "JSON":
-        return f"select {envelope} from {_TABLE}{where}"
+        return f"select {envelope} from {TABLE}{where}"
+    leaves = _sorted_leaves(structure)
+    awkward = _awkward_paths([path for path, _ in leaves])
+    plain: dict[str, Any] = {}
     columns = []
-    for path, _ in sorted(_leaves(structure), key=lambda item: ".".join(item[0])):
-        name = ".".join(path)
-        if name in ENVELOPE or name == "data" or name.startswith("data."):
-            name = "data." + name         # never shadow an envelope column
+    for (path, kind), name in zip(leaves, column_names([p for p, _ in leaves]), strict=True):
+        if path in awkward:   # read from its own JSON pointer instead
+            pointer = "/" + "/".join(k.replace("~", "~0").replace("/", "~1") for k in path)
+            shape = json.dumps(kind).replace("'", "''")
+            columns.append(f"json_transform(data -> {literal(pointer)}, '{shape}') "
+                           f"as {_quote(name)}")
+            continue
+        node = plain
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = kind
         columns.append("p." + ".".join(_quote(k) for k in path) + " as " + _quote(name))
-    shape = json.dumps(structure).replace("'", "''")
+    shape = json.dumps(plain or {"_": "JSON"}).replace("'", "''")
     return (f"select {envelope}, {', '.join(columns)} from (select *, "
-            f"json_transform(data, '{shape}') as p from {_TABLE}{where})")
+            f"json_transform(data, '{shape}') as p from {TABLE}{where})")
 
 
 def _flatten_in_arrow(con: duckdb.DuckDBPyConnection, where: str,
@@ -168,7 +219,7 @@ def _flatten_in_arrow(con: duckdb.DuckDBPyConnection, where: str,
     """
     envelope = ("position, stream_id, version, type, recorded_at, "
                 "event_id::varchar as event_id, metadata")
-    table = con.sql(f"select {envelope}, data from {_TABLE}{where}",
+    table = con.sql(f"select {envelope}, data from {TABLE}{where}",
                     params=list(params)).to_arrow_table()
     data = table.column("data").combine_chunks()
     table = table.drop_columns(["data"])
@@ -187,14 +238,24 @@ def _flatten_in_arrow(con: duckdb.DuckDBPyConnection, where: str,
             pa.types.is_timestamp(f.type) or pa.types.is_date(f.type)
             or pa.types.is_null(f.type) for f in _leaf_fields(parsed.schema)):
         return None  # text Arrow took for times, or columns with no value: DuckDB's way
+    paths = list(_leaf_paths(parsed.schema))  # in the order flatten() lays the leaves out
     while any(pa.types.is_struct(f.type) for f in parsed.schema):
         parsed = parsed.flatten()
-    for name in sorted(parsed.column_names):
-        column_name = name
-        if name in ENVELOPE or name == "data" or name.startswith("data."):
-            column_name = "data." + name     # never shadow an envelope column
-        table = table.append_column(column_name, parsed.column(name))
+    leaves = sorted(zip(paths, parsed.columns, strict=True), key=lambda item: ".".join(item[0]))
+    for name, (_, column) in zip(column_names([p for p, _ in leaves]), leaves, strict=True):
+        table = table.append_column(name, column)
     return table
+
+
+def _leaf_paths(schema: pa.Schema) -> Iterator[tuple[str, ...]]:
+    """Each leaf field's key path, depth first: the column order of a full ``flatten()``."""
+    stack = [((f.name,), f) for f in reversed(schema)]
+    while stack:
+        path, field = stack.pop()
+        if pa.types.is_struct(field.type):
+            stack.extend(((*path, child.name), child) for child in reversed(list(field.type)))
+        else:
+            yield path
 
 
 def _leaf_fields(schema: pa.Schema) -> Iterator[pa.Field]:
@@ -264,180 +325,3 @@ def sql(store: EventStore, query: str, params: Sequence[Any] | dict[str, Any] | 
         if relation is None:           # a statement that returns nothing
             return pd.DataFrame()
         return relation.to_arrow_table().to_pandas(types_mapper=_types_mapper)
-
-
-def export_parquet(store: EventStore, path: str | os.PathLike[str],
-                   partition_by: Sequence[str] | str | None = ("type",),
-                   overwrite: bool = False) -> Path:
-    """Write the ``to_df`` columns as Hive-partitioned Parquet (``type=Opened/...``).
-
-    DuckDB, pandas, Polars, Spark and Dask read the directory as one table; so
-    does ``el.import_log``. An existing non-empty directory needs ``overwrite=True``.
-    """
-    target = Path(path)
-    if target.exists() and any(target.iterdir()):
-        if not overwrite:
-            raise InvalidInputError(
-                f"{target} is not empty; pass overwrite=True to replace its contents")
-        shutil.rmtree(target)
-    parts = [partition_by] if isinstance(partition_by, str) else list(partition_by or ())
-    unknown = [p for p in parts if p not in ENVELOPE]
-    if unknown:
-        raise InvalidInputError(f"partition_by must name envelope columns, got {unknown}")
-    with connection(store) as con:
-        query = flat_select(con)
-        options = "format parquet"
-        if parts:
-            options += ", partition_by (" + ", ".join(_quote(p) for p in parts) + ")"
-            options += ", overwrite_or_ignore true"
-            target.mkdir(parents=True, exist_ok=True)
-            destination = str(target)
-        else:
-            target.mkdir(parents=True, exist_ok=True)
-            destination = str(target / "events.parquet")
-        quoted = destination.replace("'", "''")
-        con.execute(f"copy ({query} order by position) to '{quoted}' ({options})")
-    return target
-
-
-# -- batches of rows in ----------------------------------------------------------------------
-
-def batch_table(rows: Any) -> pa.Table:
-    """Check and normalise rows to append: an Arrow table with ``stream_id, type, data,
-    metadata, event_id, recorded_at`` (text, text, JSON text, JSON text, text or null,
-    UTC timestamp or null). Raises ``InvalidInputError`` naming the first bad row."""
-    table = _as_arrow(rows)
-    names = set(table.column_names)
-    missing = [c for c in ("stream_id", "type", "data") if c not in names]
-    if missing:
-        raise InvalidInputError(
-            f"a batch needs the columns stream_id, type and data; missing {missing}")
-    n = table.num_rows
-    columns = {
-        "stream_id": _text(table, "stream_id"),
-        "type": _text(table, "type"),
-        "data": _json_column(table, "data"),
-        "metadata": (_json_column(table, "metadata") if "metadata" in names
-                     else pa.nulls(n, pa.string())),
-        "event_id": (_text(table, "event_id") if "event_id" in names
-                     else pa.nulls(n, pa.string())),
-        "recorded_at": (_timestamps(table, "recorded_at") if "recorded_at" in names
-                        else pa.nulls(n, _UTC)),
-    }
-    out = pa.table(columns)
-    _check(out)
-    return out
-
-
-def batch_groups(rows: Any) -> list[tuple[str, list[Pending]]]:
-    """Rows to append as runs of one stream: ``[(stream_id, [Pending, ...]), ...]``.
-
-    Consecutive rows of a stream form one run, so writing the runs in turn keeps
-    the rows' order both globally and within each stream.
-    """
-    table = batch_table(rows)
-    table = table.set_column(5, "recorded_at", table.column(5).cast(_PY_UTC))
-    now = datetime.now(UTC)
-    groups: list[tuple[str, list[Pending]]] = []
-    for stream_id, type_, data, meta, event_id, at in zip(
-            *(table.column(i).to_pylist() for i in range(table.num_columns)), strict=True):
-        if not groups or groups[-1][0] != stream_id:
-            groups.append((stream_id, []))
-        groups[-1][1].append(Pending(type_, data, meta or "{}", event_id, at or now, 1))
-    return groups
-
-
-def _as_arrow(rows: Any) -> pa.Table:
-    if isinstance(rows, pa.Table):
-        return rows
-    if isinstance(rows, pa.RecordBatch):
-        return pa.Table.from_batches([rows])
-    if isinstance(rows, pd.DataFrame):
-        frame = rows.reset_index(drop=True)
-        for name in ("data", "metadata"):
-            if name in frame.columns and frame[name].dtype == object:
-                frame = frame.assign(**{name: _encode_objects(frame[name], name)})
-        try:
-            return pa.Table.from_pandas(frame, preserve_index=False)
-        except (pa.ArrowException, TypeError, ValueError) as exc:
-            raise InvalidInputError(f"the batch cannot be read as a table: {exc}") from None
-    raise InvalidInputError(
-        f"a batch is a pandas DataFrame or a pyarrow Table, got {type(rows).__name__}")
-
-
-def _encode_objects(values: pd.Series, name: str) -> list[str | None]:
-    out: list[str | None] = []
-    for row, value in enumerate(values, start=1):
-        if value is None or (isinstance(value, float) and value != value):
-            out.append(None)
-        elif isinstance(value, (str, bytes)):
-            out.append(value.decode() if isinstance(value, bytes) else value)
-        elif isinstance(value, dict):
-            out.append(dumps(value, f"row {row}: {name}"))
-        else:
-            raise InvalidInputError(
-                f"row {row}: {name} must be a dict or JSON text, got {type(value).__name__}")
-    return out
-
-
-def _text(table: pa.Table, name: str) -> pa.ChunkedArray:
-    column = table.column(name)
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-            or pa.types.is_null(column.type)):
-        raise InvalidInputError(f"column {name!r} must hold text, got {column.type}")
-    return column.cast(pa.string())
-
-
-def _json_column(table: pa.Table, name: str) -> pa.ChunkedArray:
-    column = table.column(name)
-    if pa.types.is_struct(column.type) or pa.types.is_map(column.type):
-        con = duckdb.connect()
-        try:
-            con.register("_values", pa.table({"v": column}))
-            column = con.sql("select to_json(v)::varchar as v from _values").to_arrow_table()[0]
-        finally:
-            con.close()
-    return _text(pa.table({name: column}), name)
-
-
-def _timestamps(table: pa.Table, name: str) -> pa.ChunkedArray:
-    column = table.column(name)
-    if pa.types.is_timestamp(column.type):
-        if column.type.tz is None:
-            column = column.cast(pa.timestamp(column.type.unit, tz="UTC"))
-        return column.cast(_UTC)
-    if pa.types.is_null(column.type):
-        return column.cast(_UTC)
-    raise InvalidInputError(f"column {name!r} must hold timestamps, got {column.type}")
-
-
-def _check(table: pa.Table) -> None:
-    """Find the first bad row with one DuckDB scan; name it (1-based) and say why."""
-    con = duckdb.connect()
-    try:
-        con.register("_batch", table.append_column(
-            "n", pa.array(range(1, table.num_rows + 1), pa.int64())))
-        bad = con.execute("""
-            select n, stream_id, case
-                when stream_id is null or stream_id = '' then 'stream_id is empty'
-                when type is null or type = '' then 'type is empty'
-                when data is null then 'data is empty'
-                when not json_valid(data) then 'data is not valid JSON'
-                when json_type(data::json) <> 'OBJECT' then 'data is not a JSON object'
-                when metadata is not null and not json_valid(metadata)
-                    then 'metadata is not valid JSON'
-                when metadata is not null and json_type(metadata::json) <> 'OBJECT'
-                    then 'metadata is not a JSON object'
-                when event_id is not null and try_cast(event_id as uuid) is null
-                    then 'event_id is not a UUID'
-                end as problem
-            from _batch
-            where problem is not null order by n limit 1""").fetchall()
-    finally:
-        con.close()
-    if bad:
-        row, stream_id, problem = bad[0]
-        where = f" (stream {stream_id!r})" if stream_id else ""
-        raise InvalidInputError(f"row {row}{where}: {problem}")

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 
 from .envelope import RecordedEvent
-from .errors import ApplyError, EventlabError, SerializationError
+from .errors import ApplyError, EventlabError, InvalidInputError, SerializationError
 from .events import dumps, loads, to_builtins
 from .sqlprojection import SqlProjection
 
@@ -69,6 +69,22 @@ class Projection:
     @property
     def name(self) -> str:
         return type(self).__qualname__
+
+
+#: Checkpoint names under this prefix belong to SQL projections (``sql:<table>``).
+SQL_CHECKPOINTS = "sql:"
+
+
+def check_checkpoint_name(name: Any, what: str) -> str:
+    """A name a projector may keep its checkpoint under: non-empty text, and not one
+    of the names SQL projections keep theirs under."""
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(f"{what} name must be a non-empty str, got {name!r}")
+    if name.lower().startswith(SQL_CHECKPOINTS):
+        raise InvalidInputError(
+            f"{what} cannot be named {name!r}: names starting with {SQL_CHECKPOINTS!r} hold "
+            "the checkpoints of SQL projections")
+    return name
 
 
 def type_names(store: EventStore, types: Iterable[Any] | None) -> set[str] | None:
@@ -110,10 +126,12 @@ class Projector:
                  checkpoint_every: int = 1000) -> None:
         if not isinstance(projection, Projection):
             raise TypeError(f"projection must be an el.Projection instance, got {projection!r}")
-        if checkpoint_every < 1:
-            raise ValueError("checkpoint_every must be a positive number of events")
-        if name is not None and (not isinstance(name, str) or not name):
-            raise ValueError(f"a projector name must be a non-empty str, got {name!r}")
+        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) \
+                or checkpoint_every < 1:
+            raise InvalidInputError(
+                f"checkpoint_every must be a positive number of events, got {checkpoint_every!r}")
+        if name is not None:
+            check_checkpoint_name(name, "a projector")
         self.store = store
         self.projection = projection
         self.name = name

@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from .errors import EventlabError
-from .store.base import InvalidInputError
+from .errors import EventlabError, InvalidInputError
 from .store.duckdb import DuckDBEventStore
+from .store.names import check_user_table, quote
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,8 +58,7 @@ _MERGE = {
 }
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+_quote = quote
 
 
 class SqlProjection:
@@ -82,6 +81,7 @@ class SqlProjection:
             raise InvalidInputError(
                 f"a SQL projection name must be a plain identifier (letters, digits, _), "
                 f"got {name!r}")
+        check_user_table(name, "a SQL projection")
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError(f"SQL projection {name!r}: the query must be SQL text")
         keys = [key] if isinstance(key, str) else list(key or [])
@@ -225,7 +225,7 @@ class SqlProjection:
 
     def _table_exists(self) -> bool:
         return bool(self.store.connection.execute(
-            "select 1 from information_schema.tables where table_name = ? "
+            "select 1 from information_schema.tables where lower(table_name) = lower(?) "
             "and table_schema = 'main'", [self.table]).fetchall())
 
     # -- reading -----------------------------------------------------------------------

@@ -7,7 +7,10 @@ last event it delivered. Positions are handed out in commit order, so reading
 
 If the handler raises, the subscription stops: the exception is kept on
 ``.error``, logged on the ``eventlab.subscription`` logger, and raised again
-(wrapped in ``SubscriptionError``) by ``wait_until`` and by ``close``.
+(wrapped in ``SubscriptionError``) by ``wait_until`` and by ``close``. So does a
+failure to read the log (an event that no longer decodes, say), reported as
+such: the handler never saw that event. Closing the store ends its
+subscriptions quietly, within a moment.
 
 >>> import eventlab as el
 >>> from eventlab.examples.bank import Opened
@@ -39,20 +42,26 @@ Handler = Callable[[RecordedEvent], Any]
 
 
 class SubscriptionError(EventlabError):
-    """A subscription's handler raised; the subscription stopped at ``position``.
+    """A subscription stopped at ``position``: its handler raised, or reading the log failed.
 
-    ``cause`` is the handler's exception (also ``__cause__``); ``event`` is the
-    event it failed on.
+    ``cause`` is the exception (also ``__cause__``); ``event`` is the event the
+    handler failed on (``None`` when reading failed); ``reading`` says which.
     """
 
-    def __init__(self, cause: BaseException, event: RecordedEvent | None, position: int) -> None:
-        self.cause, self.event, self.position = cause, event, position
-        where = ""
-        if event is not None:
-            where = (f" on position {event.position} (stream {event.stream_id!r}, "
-                     f"version {event.version}, type {event.type!r})")
-        super().__init__(f"subscription handler failed{where}: "
-                         f"{type(cause).__name__}: {cause}")
+    def __init__(self, cause: BaseException, event: RecordedEvent | None, position: int,
+                 reading: bool = False) -> None:
+        self.cause, self.event, self.position, self.reading = cause, event, position, reading
+        if reading:
+            what = f"subscription stopped reading the log after position {position}"
+        else:
+            what = "subscription handler failed"
+            if event is not None:
+                what += (f" on position {event.position} (stream {event.stream_id!r}, "
+                         f"version {event.version}, type {event.type!r})")
+        super().__init__(f"{what}: {type(cause).__name__}: {cause}")
+
+    def __reduce__(self):
+        return (type(self), (self.cause, self.event, self.position, self.reading))
 
 
 class Subscription:
@@ -80,6 +89,7 @@ class Subscription:
         self.position = from_position - 1
         self.error: BaseException | None = None
         self.failed_event: RecordedEvent | None = None
+        self.failed_reading = False
         self.poll_interval = poll_interval
         self._on_idle, self._on_close = on_idle, on_close
         self._wake = threading.Event()
@@ -106,23 +116,36 @@ class Subscription:
                     self._deliver_available()
                     if self._done:
                         return
-                    if self._on_idle is not None:
-                        self._on_idle()
+                    if self._on_idle is not None and not self._idle():
+                        return
                 self._wake.wait(self.poll_interval)
-        except StoreClosedError:
-            pass  # the store went away: nothing more can come
-        except BaseException as exc:  # a failure of the machinery, not of the handler
-            self._fail(exc, None)
+        except BaseException as exc:  # reading the log failed, not the handler
+            if not (isinstance(exc, StoreClosedError) or self.store.closed):
+                self._fail(exc, None, reading=True)
+            # else the store went away: nothing more can come
         finally:
             self.store.remove_listener(self._notified)
             self._finish()
 
+    def _idle(self) -> bool:
+        """Run the idle hook (a projection's refresh, say); False when it failed."""
+        try:
+            self._on_idle()
+        except BaseException as exc:
+            if isinstance(exc, StoreClosedError) or self.store.closed:
+                raise
+            self._fail(exc, None)
+            return False
+        return True
+
     def _deliver_available(self) -> None:
         head = self.store.head()
         handler = self.handler
-        for event in self.store.read_all(from_position=self.position + 1, types=self.types):
-            if self._closing:
-                return
+        events = self.store.read_all(from_position=self.position + 1, types=self.types)
+        while not self._closing:
+            event = next(events, None)   # a failure here is the log's: raised to _run
+            if event is None:
+                break
             try:
                 handler(event)
             except BaseException as exc:
@@ -131,18 +154,21 @@ class Subscription:
             with self._progress:
                 self.position = event.position
                 self._progress.notify_all()
+        if self._closing:
+            return
         # Events filtered out by ``types`` up to the head read before are dealt with too.
         if head > self.position:
             with self._progress:
                 self.position = head
                 self._progress.notify_all()
 
-    def _fail(self, exc: BaseException, event: RecordedEvent | None) -> None:
+    def _fail(self, exc: BaseException, event: RecordedEvent | None,
+              reading: bool = False) -> None:
         # Report first: whoever waits on this subscription wakes up once it is marked done.
         log.error("subscription stopped after position %d: %s", self.position,
-                  SubscriptionError(exc, event, self.position), exc_info=exc)
+                  SubscriptionError(exc, event, self.position, reading), exc_info=exc)
         with self._progress:
-            self.error, self.failed_event = exc, event
+            self.error, self.failed_event, self.failed_reading = exc, event, reading
             self._done = True
             self._progress.notify_all()
 
@@ -150,7 +176,7 @@ class Subscription:
         with self._progress:
             self._done = True
             self._progress.notify_all()
-        if self._on_close is not None:
+        if self._on_close is not None and not self.store.closed:  # a closed store takes nothing
             try:
                 self._on_close()
             except Exception as exc:  # reported, and kept if nothing else was
@@ -168,7 +194,8 @@ class Subscription:
     def raise_error(self) -> None:
         """Raise ``SubscriptionError`` (from the handler's exception) if the handler failed."""
         if self.error is not None:
-            raise SubscriptionError(self.error, self.failed_event, self.position) from self.error
+            raise SubscriptionError(self.error, self.failed_event, self.position,
+                                    self.failed_reading) from self.error
 
     def wait_until(self, position: int | None = None, timeout: float | None = None) -> bool:
         """Block until every event up to ``position`` (default: the head now) is delivered.

@@ -13,8 +13,8 @@ import pyarrow as pa
 import pytest
 
 import eventlab as el
-from eventlab.frames import batch_groups
 from eventlab.store.base import InvalidInputError
+from eventlab.store.batches import batch_groups
 
 RUNNING_XES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / \
     "running-example" / "running-example.xes"
@@ -110,8 +110,8 @@ def test_real_log_round_trips_through_to_df_and_parquet(tmp_path):
 def test_export_parquet_is_hive_partitioned_and_readable(store, tmp_path):
     fill(store)
     out = store.export_parquet(tmp_path / "log")
-    assert sorted(p.name for p in out.iterdir()) == ["type=Deposited", "type=Remarked",
-                                                     "type=Withdrew"]
+    assert sorted(p.name for p in out.iterdir()) == [".eventlab-export.json", "type=Deposited",
+                                                     "type=Remarked", "type=Withdrew"]
     back = pd.read_parquet(out).sort_values("position")
     assert back["stream_id"].tolist() == ["a-1", "a-1", "b-1"]
     assert back["type"].astype(str).tolist() == ["Deposited", "Withdrew", "Remarked"]

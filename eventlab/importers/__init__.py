@@ -185,6 +185,10 @@ def _checked(rows: pa.Table, mapping: dict[str, str], unit: str, where: str,
                         when activity is null or activity = '' then 'activity'
                         when "timestamp" is null then 'timestamp'
                         when try_cast("timestamp" as timestamptz) is null then 'bad timestamp'
+                        when not isfinite("timestamp"::timestamptz)
+                            or "timestamp"::timestamptz < '0001-01-01 00:00:00+00'::timestamptz
+                            or "timestamp"::timestamptz >= '10000-01-01 00:00:00+00'::timestamptz
+                            then 'time out of range'
                         {id_check}
                         end as problem
                     from _rows))
@@ -202,6 +206,9 @@ def _checked(rows: pa.Table, mapping: dict[str, str], unit: str, where: str,
             if problem == "bad timestamp":
                 detail = (f"column {mapping['timestamp']!r}: cannot read {value!r} "
                           "as a timestamp")
+            elif problem == "time out of range":
+                detail = (f"column {mapping['timestamp']!r}: {value!r} is outside years "
+                          "1-9999 (UTC), which no reader can give back")
             elif problem == "event_id":
                 detail = f"column 'event_id': {value!r} is not a UUID"
             elif problem == "same event_id":

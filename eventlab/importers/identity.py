@@ -6,10 +6,12 @@ events (stream prefix, mapped columns, kept attributes). The name stands for
 the event within it.
 
 * A file (XES, CSV, Parquet, or a directory of Parquet files) is known by a
-  BLAKE2b digest of its bytes, and an event by its row number in the file.
-  Reading the bytes once more is cheap next to parsing them, and the digest
-  does not care where the file lives or when it was touched: the same bytes
-  give the same ids, and a file that differs in any byte gives new ones.
+  BLAKE2b digest of its content, and an event by its row number in the file.
+  A gzipped file's content is what it decompresses to, so the same log plain,
+  gzipped or gzipped again (another level, another time in its header) is
+  one log. Reading the bytes once more is cheap next to parsing them, and the
+  digest does not care where the file lives or when it was touched: the same
+  content gives the same ids, and content that differs in any byte new ones.
 * A DataFrame or Arrow table has no such identity, so an event's name is its
   own content (case, activity, timestamp, payload, metadata) plus its row number.
 * Rows that carry an ``event_id`` (``store.to_df()`` frames and their Parquet
@@ -29,6 +31,7 @@ False
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -43,18 +46,26 @@ _CHUNK = 1 << 20
 
 
 def file_key(path: str | os.PathLike[str]) -> str:
-    """A file's (or a directory's Parquet files') identity: a digest of its bytes.
+    """A file's (or a directory's Parquet files') identity: a digest of its content.
 
     A directory is read file by file in sorted order, each file's path within
-    the directory counting too (Hive partitions live in the paths).
+    the directory counting too (Hive partitions live in the paths); files and
+    folders whose names start with ``.`` or ``_`` are skipped, as Parquet
+    readers skip them.
     """
     path = Path(path)
     digest = hashlib.blake2b(digest_size=20)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not any(
+            part.startswith((".", "_")) for part in p.relative_to(path).parts))
+    else:
+        files = [path]
     for file in files:
         if path.is_dir():
             digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        with open(file, "rb") as handle:
+        with open(file, "rb") as raw:
+            handle = gzip.GzipFile(fileobj=raw) if raw.read(2) == b"\x1f\x8b" else raw
+            raw.seek(0)
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
     return "file:" + digest.hexdigest()

@@ -15,7 +15,9 @@ ids (see ``identity``). Empty cells are left out of payloads.
 from __future__ import annotations
 
 import csv
+import gzip
 import os
+import zlib
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,12 +40,23 @@ _ENVELOPE = {"position", "stream_id", "version", "type", "recorded_at", "event_i
 
 
 def read_csv(path: str | os.PathLike[str]) -> pa.Table:
-    """A CSV file as an Arrow table in file order; the delimiter and types are sniffed."""
+    """A CSV file (gzipped or not) as an Arrow table in file order; the delimiter and
+    types are sniffed. Exactly the named file is read, whatever its name holds."""
     path = Path(path)
     if path.stat().st_size == 0:
         raise LogImportError(f"{path.name} is empty: it holds no header and no rows")
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
-        sample = handle.read(65536)
+    with open(path, "rb") as raw:
+        packed = raw.read(2) == b"\x1f\x8b"
+    opener = gzip.open if packed else open
+    try:
+        with opener(path, "rt", newline="", encoding="utf-8-sig", errors="replace") as handle:
+            sample = handle.read(65536)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise LogImportError(
+            f"{path.name}: the compressed file is damaged or cut short ({exc}); nothing "
+            "was imported") from None
+    if not sample.strip():
+        raise LogImportError(f"{path.name} is empty: it holds no header and no rows")
     try:
         dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
         delimiter = dialect.delimiter
@@ -52,14 +65,15 @@ def read_csv(path: str | os.PathLike[str]) -> pa.Table:
     header = next(csv.reader([sample.splitlines()[0]], delimiter=delimiter), [])
     con = duckdb.connect()
     try:
-        query = ("select * from read_csv(?, header = true, delim = ?, "
-                 "all_varchar = {}, sample_size = 20480)")
+        query = ("select * from read_csv(?, header = true, delim = ?, all_varchar = {}, "
+                 f"sample_size = 20480, compression = '{'gzip' if packed else 'none'}')")
+        params = [_glob_literal(str(path)), delimiter]
         try:
-            table = con.sql(query.format("false"), params=[str(path), delimiter]).to_arrow_table()
+            table = con.sql(query.format("false"), params=params).to_arrow_table()
         except duckdb.ConversionException:
             # a value past the sniffed sample does not fit its column's type: read
             # everything as text and let the checks name the row that is wrong
-            table = con.sql(query.format("true"), params=[str(path), delimiter]).to_arrow_table()
+            table = con.sql(query.format("true"), params=params).to_arrow_table()
         except duckdb.Error as exc:
             raise LogImportError(f"{path.name}: cannot read it as CSV: {exc}") from None
     finally:
@@ -67,6 +81,16 @@ def read_csv(path: str | os.PathLike[str]) -> pa.Table:
     unnamed = [table.column_names[i] for i, name in enumerate(header)
                if not name.strip() and i < table.num_columns]
     return table.drop_columns(unnamed)
+
+
+def _glob_literal(path: str) -> str:
+    """``path`` as a DuckDB file pattern matching only itself: ``*``, ``?`` and ``[``
+    become one-character classes.
+
+    >>> _glob_literal("logs/may*[draft]?.csv")
+    'logs/may[*][[]draft][?].csv'
+    """
+    return "".join(f"[{c}]" if c in "*?[" else c for c in path)
 
 
 def read_parquet(path: str | os.PathLike[str]) -> pa.Table:
@@ -162,12 +186,32 @@ def prepare(table: pa.Table, where: str, first_line: int, case: str | None,
     try:
         con.execute("set TimeZone = 'UTC'")
         con.register("_source", table)
+        _refuse_infinities(con, [*payload, *meta], types, where, first_line)
         rows = con.sql(query).to_arrow_table()
     except duckdb.Error as exc:
         raise LogImportError(f"{where}: cannot read the columns: {exc}") from None
     finally:
         con.close()
     return rows, mapping
+
+
+def _refuse_infinities(con: duckdb.DuckDBPyConnection, names: Sequence[str],
+                       types: dict[str, pa.DataType], where: str, first_line: int) -> None:
+    """Name the first row with an infinite number: JSON cannot hold one. (NaN is how
+    pandas spells "absent", so it leaves the field out instead.)"""
+    floats = [n for n in names if pa.types.is_floating(types[n])]
+    if not floats:
+        return
+    cases = " ".join(f"when isinf({_q(n)}) then {_literal(n)}" for n in floats)
+    bad = con.execute(f"select __line, found from (select __line, case {cases} end as found "
+                      "from _source) where found is not null order by __line limit 1"
+                      ).fetchall()
+    if bad:
+        line, column = bad[0]
+        unit = "line" if first_line > 1 else "row"
+        raise LogImportError(
+            f"{where}, {unit} {line}: column {column!r} holds an infinite number, which JSON "
+            "cannot hold; nothing was imported")
 
 
 def _nest(names: Sequence[str]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ trace's attributes the metadata. Line numbers are those of the ``<event>`` tag.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from collections.abc import Callable, Collection
@@ -180,12 +181,20 @@ class _Reader:
             if tag == "int":
                 return int(text)
             if tag == "float":
-                return float(text)
+                number = float(text)
+                if math.isnan(number):
+                    return None          # a float attribute with no value
+                if math.isinf(number):
+                    raise LogImportError(
+                        f"{self.name}, line {self.parser.CurrentLineNumber}: attribute "
+                        f"{key!r}: {text!r} is infinite, which JSON cannot hold; nothing "
+                        "was imported")
+                return number
             if tag == "boolean":
                 return text.strip().lower() == "true"
             if tag == "date" and key != "time:timestamp":
                 return iso_utc(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise LogImportError(
                 f"{self.name}, line {self.parser.CurrentLineNumber}: attribute {key!r}: "
                 f"{text!r} is not a valid {tag}") from None
@@ -211,7 +220,9 @@ def iso_utc(text: str) -> str:
 
     >>> iso_utc("2011-10-01T00:38:44.546+02:00")
     '2011-09-30T22:38:44.546000Z'
+    >>> iso_utc("0001-01-01T00:00:00")
+    '0001-01-01T00:00:00.000000Z'
     """
     moment = datetime.fromisoformat(text.strip())
     moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

@@ -19,6 +19,7 @@ events into rows and rows back into ``RecordedEvent``, and checks inputs.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import uuid
 from abc import ABC, abstractmethod
@@ -36,23 +37,31 @@ from ..envelope import (
     StoredUUID,
     set_uuid_text,
 )
-from ..errors import ConcurrencyError, EventlabError, SerializationError
+from ..errors import (
+    ConcurrencyError,
+    EventlabError,
+    InvalidInputError,
+    SerializationError,
+    StoreClosedError,
+)
 from ..events import (
     DECODE_ERRORS,
     ENCODE_ERRORS,
     REGISTRY,
     EventRegistry,
     InvalidEventError,
-    dumps,
+    check_finite,
+    encode_error,
+    encode_json,
     json_encoder,
     loads,
 )
 
 Expected = ExpectedVersion | int
+log = logging.getLogger("eventlab.store")
 
-
-class InvalidInputError(EventlabError, ValueError):
-    """An argument (stream id, expected version, range) is not acceptable."""
+#: The largest position, version or limit a store takes (a signed 64-bit integer).
+MAX_INT = 2**63 - 1
 
 
 class Pending(NamedTuple):
@@ -81,12 +90,38 @@ class Row(NamedTuple):
 
 
 def check_stream_id(stream_id: Any) -> str:
+    """The stream id, if every store can keep it: non-empty text, UTF-8, no NUL."""
     if not isinstance(stream_id, str):
         raise InvalidInputError(
             f"stream id must be a str, got {type(stream_id).__name__} {stream_id!r}")
     if not stream_id:
         raise InvalidInputError("stream id must not be empty")
-    return stream_id
+    return check_text(stream_id, "stream id")
+
+
+def check_text(text: str, what: str) -> str:
+    """``text`` if it can be stored as UTF-8 text in every store (no lone surrogate, no NUL)."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(
+                f"{what} {text!r} is not valid text: {exc.reason} at index {exc.start}"
+            ) from None
+    if "\x00" in text:
+        raise InvalidInputError(f"{what} {text!r} holds a NUL character")
+    return text
+
+
+def check_metadata(metadata: Any, what: str = "metadata") -> dict[str, Any]:
+    """Metadata as a dict (``None`` is an empty one); anything else is refused."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise InvalidInputError(
+            f"{what} must be a dict such as {{'user': 'ada'}}, got "
+            f"{type(metadata).__name__} {metadata!r:.60}")
+    return metadata
 
 
 def check_expected(expected: Any) -> Expected:
@@ -112,8 +147,9 @@ def expectation_met(expected: Expected, actual: int) -> bool:
 
 
 def check_position(name: str, value: Any, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidInputError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_INT:
+        raise InvalidInputError(
+            f"{name} must be an int from {minimum} to 2**63 - 1, got {value!r:.40}")
     return value
 
 
@@ -124,22 +160,55 @@ def check_checkpoint_forward(name: str, stored: int | None, position: int) -> No
             "(rebuild the projector to start over)")
 
 
-def utc(moment: datetime) -> datetime:
-    """A timezone-aware UTC datetime (naive values are taken as UTC)."""
+def utc(moment: Any, what: str = "recorded_at") -> datetime:
+    """A timezone-aware UTC datetime (naive values are taken as UTC).
+
+    >>> utc(datetime(2024, 1, 1, 12))
+    datetime.datetime(2024, 1, 1, 12, 0, tzinfo=datetime.timezone.utc)
+    """
+    if not isinstance(moment, datetime):
+        raise InvalidInputError(
+            f"{what} must be a datetime, got {type(moment).__name__} {moment!r:.40}")
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInputError(
+            f"{what} {moment.isoformat()} is outside years 1-9999 in UTC") from None
 
 
 class EventStore(ABC):
-    """The contract shared by ``DuckDBEventStore`` and ``InMemoryEventStore``."""
+    """The contract shared by ``DuckDBEventStore`` and ``InMemoryEventStore``.
+
+    What every store keeps, whatever holds the rows:
+
+    * a raising ``append`` wrote nothing; a returning one is durable, and what
+      listeners do afterwards can no longer make it raise;
+    * every value it takes can be read back by every read path: NaN and
+      infinity, times outside years 1-9999, text that is not UTF-8 and event
+      ids already used elsewhere in the log are refused at append;
+    * ``close()`` releases the store at once; after it, reads (iterators
+      already handed out included) and writes raise ``StoreClosedError``.
+    """
 
     registry: EventRegistry
+    _closed: bool = False
 
     def __init__(self, registry: EventRegistry | None = None) -> None:
         self.registry = registry or REGISTRY
+        self._closed = False
         self._listeners: list[Callable[[int], None]] = []
         self._listeners_lock = threading.Lock()
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called."""
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"{self!r} is closed")
 
     # -- writing --------------------------------------------------------------------
 
@@ -155,6 +224,7 @@ class EventStore(ABC):
         A mismatch with ``expected_version`` raises ``ConcurrencyError`` and
         writes nothing; so does any event that cannot be serialized.
         """
+        self._check_open()
         check_stream_id(stream_id)
         expected = check_expected(expected_version)
         batch = self.encode(events, metadata)
@@ -167,11 +237,11 @@ class EventStore(ABC):
             raise InvalidInputError(
                 "events must be a list of events, e.g. store.append(id, [event])")
         now = datetime.now(UTC)
-        shared = dict(metadata) if metadata else {}
-        shared_text = dumps(shared, "metadata") if shared else "{}"
+        shared = dict(check_metadata(metadata))
+        shared_text = encode_json(shared, "metadata") if shared else "{}"
         encoding, known, to_json = self.registry.encoding, {}, json_encoder.encode
         batch: list[Pending] = []
-        index = 0
+        index, event = 0, None
         try:
             # the write hot path: one dict lookup, one msgspec call and one tuple per event
             for index, event in enumerate(events):  # noqa: B007  (index names a failure)
@@ -180,35 +250,42 @@ class EventStore(ABC):
                     batch.append(self._encode_new_event(event, shared, now))
                     continue
                 stored_as = known.get(cls) or known.setdefault(cls, encoding(event))
-                batch.append(tuple.__new__(Pending, (stored_as[0], to_json(event).decode(),
-                                                     shared_text, None, now, stored_as[1])))
+                text = to_json(event).decode()
+                if "null" in text:   # NaN and infinity are written as null: look closer
+                    check_finite(event, f"event {stored_as[0]!r}")
+                batch.append(tuple.__new__(Pending, (stored_as[0], text, shared_text, None,
+                                                     now, stored_as[1])))
         except EventlabError as exc:  # first: some are TypeErrors too
             raise type(exc)(f"event #{index + 1} of the batch: {exc}") from exc
         except ENCODE_ERRORS as exc:
             name = self.registry.name_of_class(type(event))
             raise SerializationError(
-                f"event #{index + 1} of the batch: event {name!r} cannot be stored as JSON: "
-                f"{exc}") from exc
+                f"event #{index + 1} of the batch: "
+                f"{encode_error(f'event {name!r}', exc)}") from exc
+        if len(batch) > 1:
+            check_unique_ids([p.event_id for p in batch], "event #{}")
         return batch
 
     def _encode_new_event(self, event: NewEvent, shared: dict[str, Any],
                           now: datetime) -> Pending:
-        meta = {**shared, **event.metadata} if event.metadata else shared
+        own = check_metadata(event.metadata, "NewEvent metadata")
+        meta = {**shared, **own} if own else shared
         data, type_name = event.data, event.type
+        if type_name is not None:
+            if not isinstance(type_name, str) or not type_name:
+                raise InvalidInputError(f"a type name must be non-empty text, got {type_name!r}")
+            check_text(type_name, "type name")
         if isinstance(data, dict):
             if not type_name:
                 raise InvalidEventError(
                     "a dict event needs a type name: NewEvent(data, type='Name')")
-            text, schema = dumps(data, f"event {type_name!r}"), 1
+            text, schema = encode_json(data, f"event {type_name!r}"), 1
         else:
             name, text, schema = self.registry.encode(data)
             type_name = type_name or name
-        event_id = event.event_id
-        if event_id is not None and not isinstance(event_id, uuid.UUID):
-            event_id = uuid.UUID(str(event_id))
-        return Pending(type_name, text, dumps(meta, "metadata") if meta else "{}",
-                       None if event_id is None else str(event_id),
-                       utc(event.recorded_at) if event.recorded_at else now, schema)
+        return Pending(type_name, text, encode_json(meta, "metadata") if meta else "{}",
+                       event_id_text(event.event_id),
+                       utc(event.recorded_at) if event.recorded_at is not None else now, schema)
 
     def append_batch(self, rows: Any) -> int:
         """Append many streams at once from an Arrow table or DataFrame (``ANY`` each).
@@ -217,8 +294,9 @@ class EventStore(ABC):
         ``metadata``, ``event_id``, ``recorded_at``. Rows of one stream keep their
         order. All or nothing; returns how many events were written.
         """
-        from ..frames import batch_groups  # pandas/pyarrow only when used
+        from .batches import batch_groups  # pandas and pyarrow only when used
 
+        self._check_open()
         groups = batch_groups(rows)
         if not groups:
             return 0
@@ -226,18 +304,29 @@ class EventStore(ABC):
         return sum(len(batch) for _, batch in groups)
 
     def _resolve(self, stream_id: str, expected: Expected, actual: int,
-                 batch: Sequence[Pending], found: dict[str, int] | None = None) -> int | None:
+                 batch: Sequence[Pending],
+                 found: dict[str, tuple[str, int]] | None = None) -> int | None:
         """Check an append against the stream; return a version if it is a retry.
 
         Returns ``None`` when the batch must be written, or the version the
         stream already reached if every event id is already stored in place.
-        ``found`` may give the stream's stored versions of the batch's ids.
+        ``found`` may give where the batch's ids are stored (``_find_ids``).
+        An id stored in another stream is refused: ids are unique in the log.
         """
-        if any(p.event_id is not None for p in batch):
+        ids = [p.event_id for p in batch if p.event_id is not None]
+        if ids:
             if found is None:
-                found = self._versions_of(stream_id, [p.event_id for p in batch if p.event_id])
-            if found:
-                versions = [found.get(p.event_id) if p.event_id else None for p in batch]
+                found = self._find_ids(ids)
+            if any(i in found for i in ids):
+                versions = []
+                for number, p in enumerate(batch, start=1):
+                    where = found.get(p.event_id) if p.event_id is not None else None
+                    if where is not None and where[0] != stream_id:
+                        raise InvalidInputError(
+                            f"event #{number} of the batch: event_id {p.event_id} is already "
+                            f"stored in stream {where[0]!r} (version {where[1]}); an event id "
+                            "names one event in the whole log")
+                    versions.append(None if where is None else where[1])
                 first = versions[0]
                 in_place = first is not None and versions == list(
                     range(first, first + len(batch)))
@@ -253,6 +342,7 @@ class EventStore(ABC):
     def read_stream(self, stream_id: str, from_version: int = 1,
                     to_version: int | None = None) -> Iterator[RecordedEvent]:
         """The events of one stream, ``from_version`` to ``to_version`` inclusive."""
+        self._check_open()
         check_stream_id(stream_id)
         check_position("from_version", from_version)
         if to_version is not None:
@@ -261,7 +351,12 @@ class EventStore(ABC):
 
     def read_all(self, from_position: int = 1, limit: int | None = None,
                  types: Iterable[str] | None = None) -> Iterator[RecordedEvent]:
-        """The global log in position order, from ``from_position`` (inclusive)."""
+        """The global log in position order, from ``from_position`` (inclusive).
+
+        The log is read in slices, so a big log starts arriving at once and the
+        memory it takes stays flat; a repeated reader never skips an event.
+        """
+        self._check_open()
         check_position("from_position", from_position)
         if limit is not None:
             check_position("limit", limit)
@@ -274,6 +369,8 @@ class EventStore(ABC):
         # C-level constructors: no Python frame per event for the tuple or the id
         new_tuple, new_object, set_text = tuple.__new__, object.__new__, set_uuid_text
         for p, s, v, t, d, m, i, a, sv in rows:
+            if self._closed:  # an iterator handed out before close() stops with it
+                raise StoreClosedError(f"{self!r} was closed while this read was under way")
             decode = decoders.get(t if sv == 1 else (t, sv))
             if decode is None:
                 decode = decoders[t if sv == 1 else (t, sv)] = registry.decoder_for(t, sv)
@@ -334,8 +431,10 @@ class EventStore(ABC):
 
     def export_parquet(self, path: Any, partition_by: Any = ("type",),
                        overwrite: bool = False) -> Any:
-        """Write the ``to_df`` columns as Hive-partitioned Parquet; returns the directory."""
-        from ..frames import export_parquet
+        """Write the ``to_df`` columns as Hive-partitioned Parquet; returns the directory.
+
+        ``overwrite=True`` replaces an earlier export in that folder, and nothing else."""
+        from ..export import export_parquet
 
         return export_parquet(self, path, partition_by, overwrite)
 
@@ -351,8 +450,14 @@ class EventStore(ABC):
             self._listeners.remove(callback)
 
     def _notify(self, head: int) -> None:
+        """Tell listeners the log moved. The write has committed by now, so a listener
+        that raises is logged and never makes the write look as if it failed."""
         for callback in list(self._listeners):
-            callback(head)
+            try:
+                callback(head)
+            except Exception as exc:
+                log.error("a store listener (%r) raised after position %d was committed: %s",
+                          callback, head, exc, exc_info=exc)
 
     def subscribe(self, handler: Callable[[RecordedEvent], Any], from_position: int = 1,
                   types: Iterable[str] | None = None) -> Any:
@@ -368,8 +473,8 @@ class EventStore(ABC):
         """Atomically append each group; return each stream's new version."""
 
     @abstractmethod
-    def _versions_of(self, stream_id: str, event_ids: list[str]) -> dict[str, int]:
-        """The stored versions of those event ids within the stream."""
+    def _find_ids(self, event_ids: list[str]) -> dict[str, tuple[str, int]]:
+        """Where those event ids are stored in the whole log: ``{id: (stream_id, version)}``."""
 
     @abstractmethod
     def _read_stream_rows(self, stream_id: str, from_version: int,
@@ -419,14 +524,49 @@ class EventStore(ABC):
         Checkpoints only move forward: an older position raises unless ``reset``.
         """
 
-    def close(self) -> None:  # noqa: B027  (stores with nothing to release keep this)
-        """Release the store's resources."""
+    def close(self) -> None:
+        """Release the store at once. Reads and writes raise ``StoreClosedError`` from now
+        on, iterators already handed out included; subscriptions on it end. Closing
+        twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        self._release()
+        self._notify(0)  # wakes subscriptions, which find the store closed and stop
+
+    def _release(self) -> None:  # noqa: B027  (stores with nothing to release keep this)
+        """Let go of what the store holds (connections, files)."""
 
     def __enter__(self) -> EventStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def event_id_text(event_id: Any) -> str | None:
+    """An event id given to an append as canonical UUID text (``None`` stays ``None``)."""
+    if event_id is None:
+        return None
+    if isinstance(event_id, uuid.UUID):
+        return str(event_id)
+    try:
+        return str(uuid.UUID(str(event_id)))
+    except ValueError:
+        raise InvalidInputError(f"event_id must be a UUID, got {event_id!r:.60}") from None
+
+
+def check_unique_ids(ids: Sequence[str | None], label: str) -> None:
+    """Refuse a batch naming one event id twice; ``label`` formats a 1-based row number."""
+    seen: dict[str, int] = {}
+    for number, event_id in enumerate(ids, start=1):
+        if event_id is None:
+            continue
+        first = seen.setdefault(event_id, number)
+        if first != number:
+            raise InvalidInputError(
+                f"{label.format(number)} has the same event_id as {label.format(first)} "
+                f"({event_id}); an event id names one event")
 
 
 def _type_names(registry: EventRegistry, types: Iterable[Any] | None) -> list[str] | None:

@@ -14,9 +14,12 @@ which makes an append one INSERT statement.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,6 +28,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import (
     ConcurrencyError,
@@ -33,9 +37,16 @@ from ..errors import (
     StoreClosedError,
     StoreLockedError,
 )
-from .base import EventStore, Expected, Pending, check_checkpoint_forward, check_stream_id
+from .base import (
+    MAX_INT,
+    EventStore,
+    Expected,
+    Pending,
+    check_checkpoint_forward,
+    check_stream_id,
+)
+from .names import TABLE
 
-TABLE = "eventlab_events"
 _COLUMNS = ("position, stream_id, version, type, data, metadata, event_id, "
             "recorded_at, schema_version")
 _SCHEMA = (
@@ -64,6 +75,8 @@ _SCHEMA = (
                metadata::json as metadata, event_id, recorded_at
         from {TABLE}""",
 )
+#: Bumped whenever ``_SCHEMA`` changes: a file whose stored version matches skips setup.
+SCHEMA_VERSION = "2"
 # what reads select: UUIDs as text and times as epoch microseconds, which Python
 # turns into objects many times faster than from DuckDB's or Arrow's own types
 _FETCH_COLUMNS = _COLUMNS.replace("event_id", "event_id::varchar").replace(
@@ -74,6 +87,9 @@ _ROW_PARAMS = "(?, ?, ?, ?, ?, ?, coalesce(?::uuid, uuid()), ?, ?)"
 _MAX_VALUES_ROWS = 64      # above this, inserts go through one Arrow table
 _READ_BATCH = 65_536
 _UTC = pa.timestamp("us", tz="+00:00")   # reads as datetime.timezone.utc
+# Within 2**32 seconds of 1970 (years 1833-2106) a float of seconds converts back to
+# the exact microsecond (checked on millions of values); outside it, it may not.
+_FLOAT_EXACT_US = 2**32 * 10**6
 
 
 class _FileState:
@@ -89,21 +105,52 @@ class _FileState:
         self.listeners_lock = threading.Lock()
 
 
+log = logging.getLogger("eventlab.store")
 _files: dict[str, _FileState] = {}
-_files_lock = threading.Lock()
+# Reentrant: a store collected while the lock is held releases its share under it.
+_files_lock = threading.RLock()
+# Opens of files run one at a time: DuckDB's catalog refuses two schema setups at once.
+_open_lock = threading.Lock()
 _memory_ids = itertools.count(1)
 
 
-def _release(key: str, state: _FileState, db: duckdb.DuckDBPyConnection) -> None:
-    """Let go of a store's share of its database (on close, or when it is collected)."""
+def _release(key: str, state: _FileState, db: duckdb.DuckDBPyConnection,
+             cursors: weakref.WeakSet) -> None:
+    """Let go of a store's share of its database (on close, or when it is collected).
+
+    Every cursor the store handed out is closed too: DuckDB keeps a file open
+    (and locked to other processes) while any connection to it lives.
+    """
     with _files_lock:
         state.users -= 1
         if state.users == 0 and _files.get(key) is state:
             del _files[key]
-    db.close()
+    for cursor in list(cursors):
+        with contextlib.suppress(duckdb.Error):
+            cursor.interrupt()   # a read under way in another thread stops now
+        _close(cursor)
+    _close(db)
 
 
-def _lock_error(path: str, exc: Exception) -> EventlabError:
+def _close(connection: duckdb.DuckDBPyConnection) -> None:
+    """Close a connection that another thread may be using at this moment.
+
+    DuckDB refuses to close a connection in the middle of a call; an
+    interrupted call ends within milliseconds, so try again for a little while.
+    """
+    deadline = time.monotonic() + 5.0
+    while True:
+        try:
+            connection.close()
+            return
+        except duckdb.Error as exc:
+            if time.monotonic() > deadline:
+                log.warning("could not close a DuckDB connection: %s", exc)
+                return
+            time.sleep(0.005)
+
+
+def _lock_error(path: str, exc: Exception, read_only: bool) -> EventlabError:
     text = str(exc)
     if path != ":memory:" and os.path.realpath(path) in _files:
         return StoreLockedError(
@@ -114,11 +161,16 @@ def _lock_error(path: str, exc: Exception) -> EventlabError:
         holder = ""
         if "PID" in text:
             holder = " (" + text[text.index("PID"):].split(")")[0].rstrip(".") + ")"
+        # While one process writes a DuckDB file, no other may open it, not even to read;
+        # only read-only openers share. So a read-only open that fails faces a writer.
+        also = "" if read_only else (
+            " If that process only reads the file (it opened it with read_only=True), "
+            f"el.connect({path!r}, read_only=True) can share it.")
         return StoreLockedError(
-            f"{path} is in use by another process{holder}. DuckDB lets one process "
-            f"hold a file read-write: open it with el.connect({path!r}, read_only=True) "
-            "to read it alongside, or close the other kernel or process (store.close()) "
-            f"first. DuckDB said: {text}")
+            f"{path} is in use by another process{holder}. While a process writes a "
+            "DuckDB file, no other process may open it, not even to read: close the "
+            "other kernel or process (store.close() there), or copy the file and open "
+            f"the copy.{also} DuckDB said: {text}")
     return EventlabError(f"cannot open {path}: {text}")
 
 
@@ -130,44 +182,68 @@ class DuckDBEventStore(EventStore):
         super().__init__(registry)
         self.path = None if path in (None, ":memory:") else os.fspath(path)
         self.read_only = read_only
-        try:
-            self._db = duckdb.connect(self.path or ":memory:", read_only=read_only)
-        except (duckdb.IOException, duckdb.ConnectionException,
-                duckdb.InvalidInputException) as exc:
-            raise _lock_error(self.path or ":memory:", exc) from None
-        self._closed = False
-        if not read_only:
-            for statement in _SCHEMA:
-                self._db.execute(statement).fetchall()
-        elif not self._db.execute(
-                "select 1 from information_schema.tables where table_name = ?",
-                [TABLE]).fetchall():
-            self._db.close()
-            raise EventlabError(f"{self.path} holds no eventlab event log")
         self._key = (os.path.realpath(self.path) if self.path
                      else f"memory:{next(_memory_ids)}")
-        with _files_lock:
-            state = _files.get(self._key)
-            if state is None:
-                state = _files[self._key] = _FileState()
-                state.head = self._stored_head()
-            state.users += 1
+        self._cursors: weakref.WeakSet = weakref.WeakSet()
+        with _open_lock:
+            try:
+                self._db = duckdb.connect(self.path or ":memory:", read_only=read_only)
+            except (duckdb.IOException, duckdb.ConnectionException,
+                    duckdb.InvalidInputException) as exc:
+                raise _lock_error(self.path or ":memory:", exc, read_only) from None
+            try:
+                self._set_up(first=self._key not in _files)
+            except BaseException:
+                self._db.close()
+                raise
+            with _files_lock:
+                state = _files.get(self._key)
+                if state is None:
+                    state = _files[self._key] = _FileState()
+                    state.head = self._stored_head()
+                state.users += 1
         self._state = state
-        self._finalizer = weakref.finalize(self, _release, self._key, state, self._db)
+        self._finalizer = weakref.finalize(self, _release, self._key, state, self._db,
+                                           self._cursors)
         # subscribers hear of writes made through any store object on this database
         self._listeners, self._listeners_lock = state.listeners, state.listeners_lock
+
+    def _set_up(self, first: bool) -> None:
+        """Create the tables and views, unless the file already has this schema version."""
+        db = self._db
+        if self.read_only:
+            if not db.execute("select 1 from information_schema.tables where table_name = ?",
+                              [TABLE]).fetchall():
+                raise EventlabError(f"{self.path} holds no eventlab event log")
+            return
+        if not first:
+            return   # another store object of this process set the file up
+        current = db.execute(
+            "select value from eventlab_meta where key = 'schema'").fetchall() if db.execute(
+            "select 1 from information_schema.tables where table_name = 'eventlab_meta'"
+        ).fetchall() else []
+        if current == [(SCHEMA_VERSION,)]:
+            return
+        for statement in _SCHEMA:
+            db.execute(statement).fetchall()
+        db.execute("insert or replace into eventlab_meta values ('schema', ?)",
+                   [SCHEMA_VERSION]).fetchall()
 
     # -- connections ------------------------------------------------------------------
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
-        """A fresh cursor: each read gets its own, so threads never share one."""
+        """A fresh cursor: each read gets its own, so threads never share one.
+
+        The store keeps track of it, so ``close()`` closes it too."""
         if self._closed:
-            raise StoreClosedError("this store is closed")
-        return self._db.cursor()
+            raise StoreClosedError(f"{self!r} is closed")
+        cursor = self._db.cursor()
+        self._cursors.add(cursor)
+        return cursor
 
     def _writer(self) -> duckdb.DuckDBPyConnection:
         if self._closed:
-            raise StoreClosedError("this store is closed")
+            raise StoreClosedError(f"{self!r} is closed")
         if self.read_only:
             raise ReadOnlyStoreError(
                 f"{self.path} was opened with read_only=True; open it without to write")
@@ -188,13 +264,12 @@ class DuckDBEventStore(EventStore):
         with state.lock:
             results, plan = [], []
             planned: dict[str, int] = {}
-            stored = None
-            if len(groups) > 1:  # many streams: one query each for versions and ids
+            if len(groups) > 1:  # many streams: one query for all their versions
                 self._cache_versions([stream_id for stream_id, _, _ in groups])
-                stored = self._stored_ids(groups)
+            ids = [p.event_id for _, _, batch in groups for p in batch if p.event_id]
+            found = self._find_ids(ids) if ids else {}
             for stream_id, expected, batch in groups:
                 actual = planned[stream_id] if stream_id in planned else self._version(stream_id)
-                found = None if stored is None else stored.get(stream_id, {})
                 retry = self._resolve(stream_id, expected, actual, batch, found)
                 if retry is not None or not batch:
                     results.append(actual if retry is None else retry)
@@ -271,7 +346,7 @@ class DuckDBEventStore(EventStore):
     def _version(self, stream_id: str) -> int:
         """The stream's version, from the cache when this process knows it."""
         if self._closed:
-            raise StoreClosedError("this store is closed")
+            raise StoreClosedError(f"{self!r} is closed")
         cached = self._state.versions.get(stream_id)
         if cached is not None:
             return cached
@@ -303,25 +378,11 @@ class DuckDBEventStore(EventStore):
             "where stream_id in (select unnest(?::varchar[])) group by stream_id",
             [missing]).fetchall())
 
-    def _stored_ids(self, groups: list[tuple[str, Expected, list[Pending]]],
-                    ) -> dict[str, dict[str, int]] | None:
-        """For a many-stream write: every given id already stored, by stream, in one query."""
-        ids = [p.event_id for _, _, batch in groups for p in batch if p.event_id]
-        if not ids:
-            return None
-        found: dict[str, dict[str, int]] = {}
-        for stream_id, event_id, version in self._cursor().execute(
-                f"select stream_id, event_id::varchar, version from {TABLE} "
-                "where event_id in (select unnest(?::uuid[]))", [ids]).fetchall():
-            found.setdefault(stream_id, {})[event_id] = version
-        return found
-
-    def _versions_of(self, stream_id: str, event_ids: list[str]) -> dict[str, int]:
+    def _find_ids(self, event_ids: list[str]) -> dict[str, tuple[str, int]]:
         rows = self._cursor().execute(
-            f"select event_id::varchar, version from {TABLE} "
-            "where stream_id = ? and event_id in (select unnest(?::uuid[]))",
-            [stream_id, event_ids]).fetchall()
-        return dict(rows)
+            f"select event_id::varchar, stream_id, version from {TABLE} "
+            "where event_id in (select unnest(?::uuid[]))", [event_ids]).fetchall()
+        return {event_id: (stream_id, version) for event_id, stream_id, version in rows}
 
     # -- reading ----------------------------------------------------------------------
 
@@ -361,21 +422,44 @@ class DuckDBEventStore(EventStore):
 
     def _read_all_columns(self, from_position: int, limit: int | None,
                           types: list[str] | None) -> Iterator[list[list[Any]]]:
-        query = f"select {_FETCH_COLUMNS} from {TABLE} where position >= ?"
-        params: list[Any] = [from_position]
-        if types is not None:
-            query += " and type in (select unnest(?::varchar[]))"
-            params.append(types)
-        query += " order by position"
-        if limit is not None:
-            query += f" limit {int(limit)}"
-        cursor = self._cursor()
-        reader = cursor.sql(query, params=params).to_arrow_reader(_READ_BATCH)
-        try:
-            for batch in reader:
-                yield _columns(batch)
-        finally:
-            cursor.close()
+        """The log from ``from_position`` on, as column lists, one slice of positions at a time.
+
+        One ordered query per slice of ``_READ_BATCH`` positions: a single ordered
+        query over the log would sort, and hold, all of it before the first row
+        came back. Rows are stored in position order, so each slice's query skips
+        the rest of the table by its row groups' position ranges.
+        """
+        by_type = "" if types is None else " and type in (select unnest(?::varchar[]))"
+        more = [] if types is None else [types]
+        # No ORDER BY: rows come back in the order they were stored, which is
+        # position order; _in_order checks that, and sorts only when it is not.
+        query = (f"select {_FETCH_COLUMNS} from {TABLE} where position between ? and ?"
+                 f"{by_type}")
+        position, left = from_position, limit
+        while left is None or left > 0:
+            last = min(position + _READ_BATCH - 1, MAX_INT)
+            cursor = self._cursor()
+            try:
+                sliced = (query if left is None or left >= _READ_BATCH
+                          else f"{query} order by position limit {left}")
+                table = cursor.sql(sliced, params=[position, last, *more]).to_arrow_table()
+                if table.num_rows == 0:   # a gap left by deletes, or the end of the log
+                    (found,) = cursor.execute(
+                        f"select min(position) from {TABLE} where position > ?{by_type}",
+                        [last, *more]).fetchone()
+                    if found is None:
+                        return
+                    position = found
+                    continue
+            finally:
+                cursor.close()
+            table = _in_order(table)
+            if left is not None:
+                left -= table.num_rows
+            yield _columns(table)
+            if last == MAX_INT:
+                return
+            position = last + 1
 
     def stream_version(self, stream_id: str) -> int:
         return self._version(check_stream_id(stream_id))
@@ -384,7 +468,7 @@ class DuckDBEventStore(EventStore):
         if self.read_only:
             return self._stored_head()
         if self._closed:
-            raise StoreClosedError("this store is closed")
+            raise StoreClosedError(f"{self!r} is closed")
         return self._state.head
 
     @property
@@ -454,10 +538,7 @@ class DuckDBEventStore(EventStore):
         """The underlying DuckDB connection, for SQL of your own (read with care)."""
         return self._cursor()
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    def _release(self) -> None:
         self._finalizer()
 
     def __repr__(self) -> str:
@@ -472,7 +553,7 @@ class DuckDBEventStore(EventStore):
 
         Same columns and all-or-nothing contract as ``EventStore.append_batch``.
         """
-        from ..frames import batch_table
+        from .batches import batch_table
 
         table = batch_table(rows)
         if table.num_rows == 0:
@@ -559,12 +640,27 @@ def _stream_query(columns: str, stream_id: str, from_version: int,
     return query, params
 
 
+def _in_order(table: pa.Table) -> pa.Table:
+    """The table sorted by its first column (position), if it is not already."""
+    positions = table.column(0)
+    if table.num_rows > 1 and not pc.all(pc.greater(positions[1:], positions[:-1])).as_py():
+        return table.sort_by([(table.column_names[0], "ascending")])
+    return table
+
+
 def _columns(table: pa.Table | pa.RecordBatch) -> list[list[Any]]:
-    """Selected columns as Python lists, times as UTC datetimes."""
+    """Selected columns as Python lists, times (epoch microseconds) as UTC datetimes."""
     columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
-    # exact to the microsecond across years 1906-2096 (checked), and the fastest way
-    from_timestamp = datetime.fromtimestamp
-    columns[7] = [from_timestamp(us / 1e6, UTC) for us in columns[7]]
+    times = columns[7]
+    if not times:
+        return columns
+    bounds = pc.min_max(table.column(7))
+    if bounds["min"].as_py() >= -_FLOAT_EXACT_US and bounds["max"].as_py() <= _FLOAT_EXACT_US:
+        from_timestamp = datetime.fromtimestamp   # the fastest way, and exact in this range
+        columns[7] = [from_timestamp(us / 1e6, UTC) for us in times]
+    else:
+        epoch, delta = _EPOCH, timedelta     # exact for every year from 1 to 9999
+        columns[7] = [epoch + delta(0, 0, us) for us in times]
     return columns
 
 

@@ -1,0 +1,227 @@
+"""Batches of rows to append (``append_batch``, imports): checked, then normalised.
+
+A batch is a pandas DataFrame or an Arrow table with the columns ``stream_id``,
+``type`` and ``data`` (JSON text or dicts), and optionally ``metadata``,
+``event_id`` and ``recorded_at``. Every row is checked before anything is
+written; the first bad one is named by its 1-based number and its stream. A
+value no read path could give back is refused: JSON our reader cannot parse
+(DuckDB's own parser takes ``NaN``, ``Infinity`` and trailing commas), a time
+outside years 1-9999, an event id given twice.
+
+>>> import pandas as pd
+>>> batch_table(pd.DataFrame({"stream_id": ["a"], "type": ["T"], "data": ['{"x": 1}']})
+...             ).column("data").to_pylist()
+['{"x": 1}']
+>>> batch_table(pd.DataFrame({"stream_id": ["a"], "type": ["T"], "data": ['{"x": NaN}']})
+... )  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+eventlab.errors.InvalidInputError: row 1 (stream 'a'): data is not valid JSON: ...
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import msgspec
+import pyarrow as pa
+
+from ..errors import InvalidInputError
+from ..events import encode_json
+from .base import Pending
+
+_UTC = pa.timestamp("us", tz="UTC")
+_PY_UTC = pa.timestamp("us", tz="+00:00")   # converts to datetime.timezone.utc
+
+
+def batch_table(rows: Any) -> pa.Table:
+    """Check and normalise rows to append: an Arrow table with ``stream_id, type, data,
+    metadata, event_id, recorded_at`` (text, text, JSON text, JSON text, canonical UUID
+    text or null, UTC timestamp or null). Raises ``InvalidInputError`` naming the first
+    bad row."""
+    table = _as_arrow(rows)
+    names = set(table.column_names)
+    missing = [c for c in ("stream_id", "type", "data") if c not in names]
+    if missing:
+        raise InvalidInputError(
+            f"a batch needs the columns stream_id, type and data; missing {missing}")
+    n = table.num_rows
+    columns = {
+        "stream_id": _text(table, "stream_id"),
+        "type": _text(table, "type"),
+        "data": _json_column(table, "data"),
+        "metadata": (_json_column(table, "metadata") if "metadata" in names
+                     else pa.nulls(n, pa.string())),
+        "event_id": (_text(table, "event_id") if "event_id" in names
+                     else pa.nulls(n, pa.string())),
+        "recorded_at": (_timestamps(table, "recorded_at") if "recorded_at" in names
+                        else pa.nulls(n, _UTC)),
+    }
+    out = pa.table(columns)
+    event_ids = _check(out)
+    _check_json(out)
+    return out.set_column(4, "event_id", event_ids)
+
+
+def batch_groups(rows: Any) -> list[tuple[str, list[Pending]]]:
+    """Rows to append as runs of one stream: ``[(stream_id, [Pending, ...]), ...]``.
+
+    Consecutive rows of a stream form one run, so writing the runs in turn keeps
+    the rows' order both globally and within each stream.
+    """
+    table = batch_table(rows)
+    table = table.set_column(5, "recorded_at", table.column(5).cast(_PY_UTC))
+    now = datetime.now(UTC)
+    groups: list[tuple[str, list[Pending]]] = []
+    for stream_id, type_, data, meta, event_id, at in zip(
+            *(table.column(i).to_pylist() for i in range(table.num_columns)), strict=True):
+        if not groups or groups[-1][0] != stream_id:
+            groups.append((stream_id, []))
+        groups[-1][1].append(Pending(type_, data, meta or "{}", event_id, at or now, 1))
+    return groups
+
+
+def _as_arrow(rows: Any) -> pa.Table:
+    import pandas as pd
+
+    if isinstance(rows, pa.Table):
+        return rows
+    if isinstance(rows, pa.RecordBatch):
+        return pa.Table.from_batches([rows])
+    if isinstance(rows, pd.DataFrame):
+        frame = rows.reset_index(drop=True)
+        for name in ("data", "metadata"):
+            if name in frame.columns and frame[name].dtype == object:
+                frame = frame.assign(**{name: _encode_objects(frame[name], name)})
+        try:
+            return pa.Table.from_pandas(frame, preserve_index=False)
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise InvalidInputError(f"the batch cannot be read as a table: {exc}") from None
+    raise InvalidInputError(
+        f"a batch is a pandas DataFrame or a pyarrow Table, got {type(rows).__name__}")
+
+
+def _encode_objects(values: Any, name: str) -> list[str | None]:
+    out: list[str | None] = []
+    for row, value in enumerate(values, start=1):
+        if value is None or (isinstance(value, float) and value != value):
+            out.append(None)
+        elif isinstance(value, (str, bytes)):
+            out.append(value.decode() if isinstance(value, bytes) else value)
+        elif isinstance(value, dict):
+            out.append(encode_json(value, f"row {row}: {name}"))
+        else:
+            raise InvalidInputError(
+                f"row {row}: {name} must be a dict or JSON text, got {type(value).__name__}")
+    return out
+
+
+def _text(table: pa.Table, name: str) -> pa.ChunkedArray:
+    column = table.column(name)
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+            or pa.types.is_null(column.type)):
+        raise InvalidInputError(f"column {name!r} must hold text, got {column.type}")
+    return column.cast(pa.string())
+
+
+def _json_column(table: pa.Table, name: str) -> pa.ChunkedArray:
+    column = table.column(name)
+    if pa.types.is_struct(column.type) or pa.types.is_map(column.type):
+        con = duckdb.connect()
+        try:
+            con.register("_values", pa.table({"v": column}))
+            column = con.sql("select to_json(v)::varchar as v from _values").to_arrow_table()[0]
+        finally:
+            con.close()
+    return _text(pa.table({name: column}), name)
+
+
+def _timestamps(table: pa.Table, name: str) -> pa.ChunkedArray:
+    column = table.column(name)
+    if pa.types.is_null(column.type):
+        return column.cast(_UTC)
+    if not pa.types.is_timestamp(column.type):
+        raise InvalidInputError(f"column {name!r} must hold timestamps, got {column.type}")
+    if column.type.tz is None:
+        column = column.cast(pa.timestamp(column.type.unit, tz="UTC"))
+    try:
+        return column.cast(_UTC)
+    except pa.ArrowInvalid as exc:
+        raise InvalidInputError(
+            f"column {name!r} holds a time outside what microseconds can hold: {exc}") from None
+
+
+def _check(table: pa.Table) -> pa.ChunkedArray:
+    """Find the first bad row with DuckDB scans; name it (1-based) and say why.
+
+    Returns the event ids as canonical UUID text (``None`` where a row has none).
+    """
+    con = duckdb.connect()
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        con.register("_batch", table.append_column(
+            "n", pa.array(range(1, table.num_rows + 1), pa.int64())))
+        bad = con.execute("""
+            select n, stream_id, case
+                when stream_id is null or stream_id = '' then 'stream_id is empty'
+                when contains(stream_id, chr(0)) then 'stream_id holds a NUL character'
+                when type is null or type = '' then 'type is empty'
+                when contains(type, chr(0)) then 'type holds a NUL character'
+                when data is null then 'data is empty'
+                when not json_valid(data) then 'data is not valid JSON'
+                when json_type(data::json) <> 'OBJECT' then 'data is not a JSON object'
+                when metadata is not null and not json_valid(metadata)
+                    then 'metadata is not valid JSON'
+                when metadata is not null and json_type(metadata::json) <> 'OBJECT'
+                    then 'metadata is not a JSON object'
+                when event_id is not null and try_cast(event_id as uuid) is null
+                    then 'event_id is not a UUID'
+                when recorded_at is not null and (not isfinite(recorded_at)
+                        or recorded_at < '0001-01-01 00:00:00+00'::timestamptz
+                        or recorded_at >= '10000-01-01 00:00:00+00'::timestamptz)
+                    then 'recorded_at ' || recorded_at::varchar || ' is outside years 1-9999'
+                end as problem
+            from _batch
+            where problem is not null order by n limit 1""").fetchall()
+        if not bad:
+            bad = con.execute("""
+                select n, stream_id, 'event_id ' || id || ' is the event_id of row '
+                                     || first || ' too; an event id names one event'
+                from (select n, stream_id, try_cast(event_id as uuid)::varchar as id,
+                             min(n) over (partition by try_cast(event_id as uuid)) as first
+                      from _batch where event_id is not null)
+                where n > first order by n limit 1""").fetchall()
+        ids = con.sql("select try_cast(event_id as uuid)::varchar as event_id from _batch "
+                      "order by n").to_arrow_table().column(0)
+    finally:
+        con.close()
+    if bad:
+        row, stream_id, problem = bad[0]
+        raise InvalidInputError(f"row {row}{_in_stream(stream_id)}: {problem}")
+    return ids
+
+
+def _check_json(table: pa.Table) -> None:
+    """Parse every payload and metadata text as the store's reader will, so nothing is
+    stored that a read could not give back."""
+    decode = msgspec.json.decode
+    for name in ("data", "metadata"):
+        for row, text in enumerate(table.column(name).to_pylist(), start=1):
+            if text is None:
+                continue
+            try:
+                decode(text)
+            except msgspec.DecodeError as exc:
+                stream_id = table.column("stream_id")[row - 1].as_py()
+                raise InvalidInputError(
+                    f"row {row}{_in_stream(stream_id)}: {name} is not valid JSON: {exc} "
+                    "(JSON has no NaN or Infinity, no numbers past 1e308, no trailing "
+                    "commas)") from None
+
+
+def _in_stream(stream_id: str | None) -> str:
+    return f" (stream {stream_id!r})" if stream_id else ""
