@@ -34,7 +34,9 @@ def _failing(run):
 
         try:
             run(args)
-        except EventlabError as exc:
+        except (EventlabError, OSError) as exc:
+            if isinstance(exc, BrokenPipeError):   # the reader went away (| head)
+                raise SystemExit(0) from None
             raise SystemExit(f"error: {exc}") from None
     return wrapped
 

@@ -48,6 +48,9 @@ def export_parquet(store: EventStore, path: str | os.PathLike[str],
     and then must hold an earlier export and nothing else.
     """
     target = Path(path)
+    if partition_by is not None and not isinstance(partition_by, (str, list, tuple)):
+        raise InvalidInputError(
+            f"partition_by must name envelope columns, got {partition_by!r:.60}")
     parts = [partition_by] if isinstance(partition_by, str) else list(partition_by or ())
     unknown = [p for p in parts if p not in ENVELOPE]
     if unknown:

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from .store.base import InvalidInputError, _type_names, check_stream_id
+from .store.base import InvalidInputError, _type_names, check_position, check_stream_id
 from .store.names import TABLE, literal, quote
 
 if TYPE_CHECKING:
@@ -84,21 +84,28 @@ def _filters(store: EventStore, stream_id: str | None, types: Iterable[Any] | No
         params.append(names)
     if from_position is not None:
         clauses.append("position >= ?")
-        params.append(int(from_position))
+        params.append(check_position("from_position", from_position))
     if to_position is not None:
         clauses.append("position <= ?")
-        params.append(int(to_position))
+        params.append(check_position("to_position", to_position))
     if since is not None:
         clauses.append("recorded_at >= ?::timestamptz")
-        params.append(_moment(since))
+        params.append(_moment(since, "since"))
     if until is not None:
         clauses.append("recorded_at <= ?::timestamptz")
-        params.append(_moment(until))
+        params.append(_moment(until, "until"))
     return (" where " + " and ".join(clauses) if clauses else ""), params
 
 
-def _moment(value: datetime | str) -> datetime:
-    moment = pd.Timestamp(value).to_pydatetime()
+def _moment(value: datetime | str, name: str) -> datetime:
+    """A time given as a datetime or as text pandas can read (``"2024-05-01 12:00"``)."""
+    if not isinstance(value, (datetime, str)):
+        raise InvalidInputError(
+            f"{name} must be a datetime or a date/time text, got {type(value).__name__}")
+    try:
+        moment = pd.Timestamp(value).to_pydatetime()
+    except (ValueError, OverflowError) as exc:
+        raise InvalidInputError(f"{name}: cannot read {value!r} as a time ({exc})") from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
@@ -122,8 +129,6 @@ def _clean(structure: Any) -> Any:
         return "VARCHAR"
     return _INT_LEAVES.get(structure, structure)
 
-
-_quote = quote
 
 
 def column_names(paths: Sequence[tuple[str, ...]]) -> list[str]:
@@ -196,13 +201,13 @@ def flat_select(con: duckdb.DuckDBPyConnection, where: str = "",
             pointer = "/" + "/".join(k.replace("~", "~0").replace("/", "~1") for k in path)
             shape = json.dumps(kind).replace("'", "''")
             columns.append(f"json_transform(data -> {literal(pointer)}, '{shape}') "
-                           f"as {_quote(name)}")
+                           f"as {quote(name)}")
             continue
         node = plain
         for key in path[:-1]:
             node = node.setdefault(key, {})
         node[path[-1]] = kind
-        columns.append("p." + ".".join(_quote(k) for k in path) + " as " + _quote(name))
+        columns.append("p." + ".".join(quote(k) for k in path) + " as " + quote(name))
     shape = json.dumps(plain or {"_": "JSON"}).replace("'", "''")
     return (f"select {envelope}, {', '.join(columns)} from (select *, "
             f"json_transform(data, '{shape}') as p from {TABLE}{where})")
@@ -315,6 +320,8 @@ def sql(store: EventStore, query: str, params: Sequence[Any] | dict[str, Any] | 
         ) -> pd.DataFrame:
     """Run SQL over the view ``events`` (``data`` and ``metadata`` as JSON), or over
     ``events_flat`` (the ``to_df`` columns: one per payload field) when named."""
+    if not isinstance(query, str):
+        raise InvalidInputError(f"the query must be SQL text, got {type(query).__name__}")
     with connection(store) as con:
         if "events_flat" in query.lower():
             con.execute("create or replace temp view events_flat as " + flat_select(con))

@@ -125,7 +125,8 @@ class Projector:
     def __init__(self, store: EventStore, projection: Projection, name: str | None = None, *,
                  checkpoint_every: int = 1000) -> None:
         if not isinstance(projection, Projection):
-            raise TypeError(f"projection must be an el.Projection instance, got {projection!r}")
+            raise InvalidInputError(
+                f"projection must be an el.Projection instance, got {projection!r}")
         if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) \
                 or checkpoint_every < 1:
             raise InvalidInputError(
@@ -342,7 +343,7 @@ def project_history(store: EventStore, projection: Projection, every: int = 1, *
     from .timetravel import state_record
 
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise ValueError(f"every must be a positive int, got {every!r}")
+        raise InvalidInputError(f"every must be a positive int, got {every!r}")
     types = type_names(store, projection.types)
     state, applied, position = projection.initial_state(), 0, 0
     rows = [{"position": 0, "events": 0, **state_record(state)}]

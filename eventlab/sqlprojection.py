@@ -58,8 +58,6 @@ _MERGE = {
 }
 
 
-_quote = quote
-
 
 class SqlProjection:
     """A SQL query over ``events`` materialised as table ``name`` and refreshed from the log.
@@ -103,7 +101,7 @@ class SqlProjection:
         self.table = name
         self.query = query.strip().rstrip(";")
         self.keys = keys
-        self.key_expr = {k: key_expr.get(k, _quote(k)) for k in keys}
+        self.key_expr = {k: key_expr.get(k, quote(k)) for k in keys}
         self.combine = combine
         self.checkpoint_name = f"sql:{name}"
         self._ready = False
@@ -171,7 +169,7 @@ class SqlProjection:
         return f"with {source} {self.query}"
 
     def _build(self, db: duckdb.DuckDBPyConnection, head: int) -> None:
-        table = _quote(self.table)
+        table = quote(self.table)
         db.execute(f"create or replace table {table} as {self._over(f'position <= {head}')}")
         columns = [r[0] for r in db.execute(f"describe {table}").fetchall()]
         missing = [k for k in self.keys if k not in columns]
@@ -197,29 +195,29 @@ class SqlProjection:
         return f"exists (select 1 from {affected} a where {same})"
 
     def _recompute(self, db: duckdb.DuckDBPyConnection, last: int, head: int) -> None:
-        table, affected = _quote(self.table), _quote(f"_eventlab_{self.name}_keys")
+        table, affected = quote(self.table), quote(f"_eventlab_{self.name}_keys")
         picks = ", ".join(f"{self.key_expr[k]} as k{i}" for i, k in enumerate(self.keys))
         db.execute(f"create or replace temp table {affected} as select distinct {picks} "
                    f"from main.events where position > {last} and position <= {head}")
-        own = {k: f"t.{_quote(k)}" for k in self.keys}
+        own = {k: f"t.{quote(k)}" for k in self.keys}
         db.execute(f"delete from {table} t where {self._among(affected, own)}")
         where = f"position <= {head} and {self._among(affected, self.key_expr)}"
         db.execute(f"insert into {table} by name {self._over(where)}")
 
     def _merge(self, db: duckdb.DuckDBPyConnection, last: int, head: int) -> None:
-        table, delta = _quote(self.table), _quote(f"_eventlab_{self.name}_delta")
+        table, delta = quote(self.table), quote(f"_eventlab_{self.name}_delta")
         db.execute(f"create or replace temp table {delta} as "
                    f"{self._over(f'position > {last} and position <= {head}')}")
-        same = " and ".join(f"t.{_quote(k)} is not distinct from d.{_quote(k)}"
+        same = " and ".join(f"t.{quote(k)} is not distinct from d.{quote(k)}"
                             for k in self.keys)
-        sets = ", ".join(f"{_quote(c)} = " + _MERGE[how].format(c=_quote(c))
+        sets = ", ".join(f"{quote(c)} = " + _MERGE[how].format(c=quote(c))
                          for c, how in self.combine.items())
         db.execute(f"update {table} t set {sets} from {delta} d where {same}")
         db.execute(f"insert into {table} by name select d.* from {delta} d where not exists "
                    f"(select 1 from {table} t where {same})")
 
     def _replace(self, db: duckdb.DuckDBPyConnection, head: int) -> None:
-        table = _quote(self.table)
+        table = quote(self.table)
         db.execute(f"delete from {table}")
         db.execute(f"insert into {table} by name {self._over(f'position <= {head}')}")
 
@@ -232,9 +230,9 @@ class SqlProjection:
 
     def df(self) -> pd.DataFrame:
         """The table as a DataFrame (ordered by the key columns when there are some)."""
-        order = (" order by " + ", ".join(_quote(k) for k in self.keys)) if self.keys else ""
+        order = (" order by " + ", ".join(quote(k) for k in self.keys)) if self.keys else ""
         return self.store.connection.sql(
-            f"select * from {_quote(self.table)}{order}").to_arrow_table().to_pandas()
+            f"select * from {quote(self.table)}{order}").to_arrow_table().to_pandas()
 
     def follow(self, poll_interval: float | None = 0.5) -> Subscription:
         """Refresh now, then after every append (in a background thread); close() to stop."""

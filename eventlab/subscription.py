@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .envelope import RecordedEvent
-from .errors import EventlabError, StoreClosedError
+from .errors import EventlabError, InvalidInputError, StoreClosedError
 from .store.base import check_position
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class Subscription:
                  on_close: Callable[[], Any] | None = None) -> None:
         check_position("from_position", from_position, 1)
         if not callable(handler):
-            raise TypeError(f"handler must be callable, got {handler!r}")
+            raise InvalidInputError(f"handler must be callable, got {handler!r}")
         self.store = store
         self.handler = handler
         self.types = None if types is None else list(

@@ -210,7 +210,7 @@ class Timeline:
     def __init__(self, store: EventStore, aggregate: Aggregate, stream_id: str,
                  every: int = 64) -> None:
         if every < 1:
-            raise ValueError("every must be a positive number of versions")
+            raise InvalidInputError(f"every must be a positive number of versions, got {every!r}")
         self.store, self.aggregate = store, aggregate
         self.stream_id = check_stream_id(stream_id)
         self.every = every
@@ -378,7 +378,7 @@ def timeline(store: EventStore, aggregate: Aggregate, stream_id: str) -> Timelin
     Aggregates of one class with equal settings share a timeline.
     """
     if not isinstance(aggregate, Aggregate):
-        raise TypeError(f"aggregate must be an el.Aggregate instance, got {aggregate!r}")
+        raise InvalidInputError(f"aggregate must be an el.Aggregate instance, got {aggregate!r}")
     key = (_aggregate_key(aggregate), check_stream_id(stream_id))
     with _timelines_lock:
         per_store = _timelines.setdefault(store, OrderedDict())

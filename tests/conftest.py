@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+import eventlab as el
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -14,3 +21,39 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 def db_path(tmp_path: Path) -> Path:
     """A path for a fresh DuckDB file."""
     return tmp_path / "events.duckdb"
+
+
+@pytest.fixture(params=["memory", "duckdb-memory", "duckdb-file"])
+def store(request, tmp_path: Path) -> Iterator[el.EventStore]:
+    """One store of each kind (a module may define its own ``store`` instead)."""
+    if request.param == "memory":
+        s = el.InMemoryEventStore()
+    elif request.param == "duckdb-file":
+        s = el.connect(tmp_path / "log.duckdb")
+    else:
+        s = el.connect()
+    yield s
+    s.close()
+
+
+_HOLDER = textwrap.dedent("""
+    import sys, time
+    import eventlab as el
+    store = el.connect(sys.argv[1])
+    store.append("held", [el.NewEvent({"n": 1}, type="T")])
+    print("ready", flush=True)
+    time.sleep(60)
+""")
+
+
+@contextlib.contextmanager
+def held_by_another_process(path: Path) -> Iterator[subprocess.Popen]:
+    """Another process holds ``path`` read-write (one event in it) inside the block."""
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import logging
 import math
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -27,6 +28,7 @@ import eventlab as el
 from eventlab.cli import main as cli
 from eventlab.importers import LogImportError
 
+from conftest import held_by_another_process
 from domain import Counted, Noted
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -43,18 +45,6 @@ class Measured:
 
 
 el.register(Measured)
-
-
-@pytest.fixture(params=["memory", "duckdb-memory", "duckdb-file"])
-def store(request, tmp_path):
-    if request.param == "memory":
-        s = el.InMemoryEventStore()
-    elif request.param == "duckdb-file":
-        s = el.connect(tmp_path / "log.duckdb")
-    else:
-        s = el.connect()
-    yield s
-    s.close()
 
 
 def untouched(store, head: int = 0) -> None:
@@ -98,6 +88,29 @@ def test_a_projector_cannot_take_a_sql_projections_checkpoint(store):
 
     with pytest.raises(el.InvalidInputError, match="sql:"):
         el.Projector(store, Count(), name="sql:totals")
+
+
+def test_a_data_file_is_never_taken_for_a_store(tmp_path, capsys):
+    log = tmp_path / "log.csv"
+    shutil.copy(RUNNING_CSV, log)
+    before = log.read_bytes()
+    with pytest.raises(el.InvalidInputError, match="not a DuckDB database"):
+        el.connect(log)
+    with pytest.raises(SystemExit) as exited:   # the import's target is the log itself
+        cli(["import", str(log), "--db", str(log)])
+    assert "not a DuckDB database" in str(exited.value.code)
+    assert log.read_bytes() == before
+
+
+def test_cli_errors_from_the_file_system_are_one_line(tmp_path):
+    db = tmp_path / "a.duckdb"
+    with el.connect(db) as store:
+        store.append("a", [Noted("x")])
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    with pytest.raises(SystemExit) as exited:
+        cli(["export", str(blocker / "out"), "--db", str(db)])
+    assert str(exited.value.code).startswith("error: ")
 
 
 # -- 2. an export overwrites only what an earlier export wrote --------------------------------
@@ -211,6 +224,22 @@ def test_an_infinite_value_in_a_csv_names_line_and_column(store, tmp_path):
     with pytest.raises(LogImportError, match=r"line 3.*'cost'.*infinit"):
         el.import_log(store, path)
     untouched(store)
+
+
+def test_xes_float_attributes_nan_is_absent_and_infinity_is_refused(store, tmp_path):
+    def log(value: str) -> str:
+        return ('<?xml version="1.0"?>\n<log>\n<trace><string key="concept:name" value="c1"/>\n'
+                '<event><string key="concept:name" value="a"/>\n'
+                '<date key="time:timestamp" value="2024-01-01T10:00:00Z"/>\n'
+                f'<float key="cost" value="{value}"/></event>\n</trace>\n</log>\n')
+
+    (tmp_path / "nan.xes").write_text(log("NaN"))
+    el.import_log(store, tmp_path / "nan.xes")
+    assert [e.data for e in store.read_all()] == [{}]
+    (tmp_path / "inf.xes").write_text(log("INF"))
+    with pytest.raises(LogImportError, match=r"line 6.*'cost'.*infinite"):
+        el.import_log(store, tmp_path / "inf.xes")
+    untouched(store, 1)
 
 
 # -- 4. every read path returns the time that was stored --------------------------------------
@@ -334,6 +363,20 @@ def test_the_same_xes_plain_gzipped_and_regzipped_is_imported_once(store, tmp_pa
     assert fast.read_bytes() != slow.read_bytes()
     written = [el.import_log(store, p).written for p in (RUNNING_XES, fast, slow)]
     assert written == [42, 0, 0]
+    assert store.head() == 42
+
+
+def test_a_gzipped_log_imported_by_eventlab_0_1_is_not_imported_again(store, tmp_path,
+                                                                      monkeypatch):
+    from eventlab.importers import identity
+
+    packed = tmp_path / "running.xes.gz"
+    packed.write_bytes(gzip.compress(RUNNING_XES.read_bytes()))
+    key = identity.compressed_key(packed)
+    with monkeypatch.context() as old:   # 0.1 knew a gzipped file by its compressed bytes
+        old.setattr(identity, "digest_key", lambda digest: key)
+        assert el.import_log(store, packed).written == 42
+    assert el.import_log(store, packed).written == 0
     assert store.head() == 42
 
 
@@ -568,21 +611,8 @@ def test_cli_sql_over_odd_keys_prints_no_traceback(tmp_path, capsys):
 
 # -- 13. the lock error says what works --------------------------------------------------------
 
-HOLDER = textwrap.dedent("""
-    import sys, time
-    import eventlab as el
-    store = el.connect(sys.argv[1])
-    store.append("held", [el.NewEvent({"n": 1}, type="T")])
-    print("ready", flush=True)
-    time.sleep(60)
-""")
-
-
 def test_the_lock_error_suggests_only_what_works(db_path):
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db_path)],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "ready"
+    with held_by_another_process(db_path) as holder:
         with pytest.raises(el.StoreLockedError) as caught:
             el.connect(db_path, read_only=True)
         message = str(caught.value)
@@ -597,9 +627,6 @@ def test_the_lock_error_suggests_only_what_works(db_path):
             text = str(exited.value.code)
             assert text.startswith("error: ") and "close the other kernel" in text
             assert "read_only=True" not in text
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 # -- 14. bad arguments get an eventlab error naming them; nothing is written ------------------
@@ -631,6 +658,16 @@ def nested(depth: int) -> dict:
     (lambda s: s.stream_version("s\ud800"), "stream id"),
     (lambda s: el.Repository(s, __import__("eventlab.examples.bank", fromlist=["x"])
                              .Account()).execute("a", None, retries=-1), "retries"),
+    (lambda s: s.append("s", [Noted("a")], expected_version=2**70), "expected_version"),
+    (lambda s: s.to_df(from_position="abc"), "from_position"),
+    (lambda s: s.to_df(to_position=2**70), "to_position"),
+    (lambda s: s.to_df(since="10000-01-01"), "since"),
+    (lambda s: s.to_df(until="not a time"), "until"),
+    (lambda s: s.to_df(types=5), "types"),
+    (lambda s: list(s.read_all(types=[5])), "types"),
+    (lambda s: s.sql(123), "query"),
+    (lambda s: s.export_parquet("unused", partition_by=5), "partition_by"),
+    (lambda s: s.subscribe(None), "handler"),
 ])
 def test_bad_arguments_get_eventlab_errors_and_write_nothing(store, call, named):
     with pytest.raises(el.EventlabError, match=named):

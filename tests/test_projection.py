@@ -390,7 +390,7 @@ def test_killed_projector_resumes_without_applying_twice_or_skipping(tmp_path):
 
 def test_bad_projector_arguments():
     store = el.InMemoryEventStore()
-    with pytest.raises(TypeError, match=r"el\.Projection"):
+    with pytest.raises(el.InvalidInputError, match=r"el\.Projection"):
         el.Projector(store, Balances)
     with pytest.raises(ValueError, match="checkpoint_every"):
         el.Projector(store, Balances(), checkpoint_every=0)

@@ -13,6 +13,7 @@ import pytest
 
 import eventlab as el
 
+from conftest import held_by_another_process
 from domain import Counted, Noted, Unstorable
 
 WRITERS, PER_WRITER = 4, 40
@@ -95,34 +96,18 @@ def test_an_uncommitted_rival_never_duplicates_a_version(db_path):
     store.close()
 
 
-HOLDER = textwrap.dedent("""
-    import sys, time
-    import eventlab as el
-    store = el.connect(sys.argv[1])
-    store.append("held", [el.NewEvent({"n": 1}, type="T")])
-    print("ready", flush=True)
-    time.sleep(60)
-""")
-
-
 def test_second_process_gets_a_clear_lock_error(db_path):
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db_path)],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "ready"
+    with held_by_another_process(db_path):
         started = time.monotonic()
         with pytest.raises(el.StoreLockedError) as caught:
             el.connect(db_path)
         assert time.monotonic() - started < 5  # at once, not after a timeout
         message = str(caught.value)
         assert "in use by another process" in message
-        assert "read_only=True" in message and "close the other kernel" in message
+        assert "close the other kernel" in message and "copy the file" in message
         assert str(db_path) in message
         with pytest.raises(el.StoreLockedError):
             el.connect(db_path, read_only=True)
-    finally:
-        holder.kill()
-        holder.wait()
     with el.connect(db_path, read_only=True) as reader, \
             el.connect(db_path, read_only=True) as another:
         assert reader.head() == another.head() == 1

@@ -93,6 +93,7 @@ def import_log(store: EventStore, source: Any, case: str | None = None,
     bar = _Progress()
     try:
         path: Path | None = None
+        digest = None
         if isinstance(source, (str, os.PathLike)):
             path = Path(source)
             if not path.exists():
@@ -102,7 +103,8 @@ def import_log(store: EventStore, source: Any, case: str | None = None,
                 from .xes import read_xes
 
                 bar.start(path.stat().st_size, f"reading {path.name}")
-                rows = read_xes(path, attributes, bar.update)
+                digest = identity.content_digest()   # hashed as it is parsed
+                rows = read_xes(path, attributes, bar.update, digest)
                 mapping = {"case": "trace concept:name", "activity": "concept:name",
                            "timestamp": "time:timestamp"}
                 unit, where = "line", path.name
@@ -124,8 +126,14 @@ def import_log(store: EventStore, source: Any, case: str | None = None,
                                             attributes)
             unit, where = "row", "the table"
         bar.stage("checking")
-        source_key = "table" if path is None else identity.file_key(path)
+        if digest is not None:
+            source_key = identity.digest_key(digest)
+        else:
+            source_key = "table" if path is None else identity.file_key(path)
         namespace = identity.import_namespace(source_key, stream_prefix, mapping, attributes)
+        if path is not None and not path.is_dir():
+            namespace = _earlier_namespace(store, path, stream_prefix, mapping, attributes,
+                                           namespace)
         batch, summary = _checked(rows, mapping, unit, where, stream_prefix, namespace,
                                   by_content=path is None)
         bar.stage("writing")
@@ -141,6 +149,17 @@ def import_log(store: EventStore, source: Any, case: str | None = None,
         return replace(summary, written=store.head() - before)
     finally:
         bar.close()
+
+
+def _earlier_namespace(store: EventStore, path: Path, prefix: str, mapping: dict[str, str],
+                       attributes: Collection[str] | None, namespace: uuid.UUID) -> uuid.UUID:
+    """The namespace a gzipped file was imported under by eventlab 0.1 (which knew it by
+    its compressed bytes), when the store holds that import; else ``namespace``."""
+    old_key = identity.compressed_key(path)
+    if old_key is None:
+        return namespace
+    old = identity.import_namespace(old_key, prefix, mapping, attributes)
+    return old if store.locate([uuid.uuid5(old, "0")]) else namespace
 
 
 def _as_table(source: Any) -> pa.Table:

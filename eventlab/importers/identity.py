@@ -38,11 +38,22 @@ import os
 import uuid
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 #: The root namespace of every imported event id (itself ``uuid5(NAMESPACE_URL, ...)``).
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "eventlab:import")
 
 _CHUNK = 1 << 20
+
+
+def content_digest() -> Any:
+    """A fresh digest of a log's content: feed it every decompressed chunk, then ask
+    ``digest_key`` for the key (``file_key`` does this itself)."""
+    return hashlib.blake2b(digest_size=20)
+
+
+def digest_key(digest: Any) -> str:
+    return "file:" + digest.hexdigest()
 
 
 def file_key(path: str | os.PathLike[str]) -> str:
@@ -54,7 +65,7 @@ def file_key(path: str | os.PathLike[str]) -> str:
     readers skip them.
     """
     path = Path(path)
-    digest = hashlib.blake2b(digest_size=20)
+    digest = content_digest()
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and not any(
             part.startswith((".", "_")) for part in p.relative_to(path).parts))
@@ -68,7 +79,21 @@ def file_key(path: str | os.PathLike[str]) -> str:
             raw.seek(0)
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
-    return "file:" + digest.hexdigest()
+    return digest_key(digest)
+
+
+def compressed_key(path: str | os.PathLike[str]) -> str | None:
+    """How eventlab 0.1 knew a gzipped file (by its compressed bytes); None when the
+    file is not gzipped. An import of such a file checks whether the store holds
+    that import already, and keeps its ids if so."""
+    digest = content_digest()
+    with open(path, "rb") as raw:
+        if raw.read(2) != b"\x1f\x8b":
+            return None
+        raw.seek(0)
+        while chunk := raw.read(_CHUNK):
+            digest.update(chunk)
+    return digest_key(digest)
 
 
 def import_namespace(source: str, prefix: str, mapping: dict[str, str],

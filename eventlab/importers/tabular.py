@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..store.names import literal, quote
 from .errors import LogImportError
 
 CASE = ("case:concept:name", "case_id", "case id", "caseid", "case", "stream_id", "trace_id",
@@ -175,9 +176,9 @@ def prepare(table: pa.Table, where: str, first_line: int, case: str | None,
     else:
         meta_sql = "null::varchar"
     data_sql = "json_merge_patch('{}', " + _json_object(_nest(payload), types) + ")::varchar"
-    query = (f"select __line as line, {_q(mapping['case'])}::varchar as \"case\", "
-             f"{_q(mapping['activity'])}::varchar as activity, "
-             f"{_q(mapping['timestamp'])} as timestamp, {data_sql} as data, "
+    query = (f"select __line as line, {quote(mapping['case'])}::varchar as \"case\", "
+             f"{quote(mapping['activity'])}::varchar as activity, "
+             f"{quote(mapping['timestamp'])} as timestamp, {data_sql} as data, "
              f"{meta_sql} as metadata, {order}::bigint as ord"
              + (', "event_id"::varchar as event_id' if is_frame and "event_id" in columns
                 else "")
@@ -202,7 +203,7 @@ def _refuse_infinities(con: duckdb.DuckDBPyConnection, names: Sequence[str],
     floats = [n for n in names if pa.types.is_floating(types[n])]
     if not floats:
         return
-    cases = " ".join(f"when isinf({_q(n)}) then {_literal(n)}" for n in floats)
+    cases = " ".join(f"when isinf({quote(n)}) then {literal(n)}" for n in floats)
     bad = con.execute(f"select __line, found from (select __line, case {cases} end as found "
                       "from _source) where found is not null order by __line limit 1"
                       ).fetchall()
@@ -237,7 +238,7 @@ def _json_object(tree: dict[str, Any], types: dict[str, pa.DataType]) -> str:
         return "'{}'::json"
     args = []
     for key, value in tree.items():
-        args.append(_literal(key))
+        args.append(literal(key))
         if isinstance(value, dict):   # a nested object whose fields are all empty is left out
             args.append(f"nullif(json_merge_patch('{{}}', {_json_object(value, types)})"
                         "::varchar, '{}')::json")
@@ -247,7 +248,7 @@ def _json_object(tree: dict[str, Any], types: dict[str, pa.DataType]) -> str:
 
 
 def _value(name: str, dtype: pa.DataType) -> str:
-    column = _q(name)
+    column = quote(name)
     if pa.types.is_timestamp(dtype):
         return f"strftime({column}::timestamptz, '%Y-%m-%dT%H:%M:%S.%fZ')"
     if pa.types.is_floating(dtype):   # NaN is how pandas spells "absent"
@@ -255,9 +256,3 @@ def _value(name: str, dtype: pa.DataType) -> str:
     return column
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

@@ -35,11 +35,13 @@ _CHUNK = 1 << 20
 _ATTRIBUTES = {"string", "date", "int", "float", "boolean", "id", "list", "container"}
 _NO_ELEMENTS = expat.errors.codes[expat.errors.XML_ERROR_NO_ELEMENTS]
 _encode = msgspec.json.Encoder().encode
+_ABSENT = object()   # an attribute that is there but holds no value
 
 
 def read_xes(path: str | os.PathLike[str], attributes: Collection[str] | None = None,
-             progress: Callable[[int], None] | None = None) -> pa.Table:
-    """Parse an XES file into import rows; ``progress(n)`` gets the bytes read so far."""
+             progress: Callable[[int], None] | None = None, digest: Any = None) -> pa.Table:
+    """Parse an XES file into import rows; ``progress(n)`` gets the bytes read so far,
+    and ``digest`` (a hashlib object), if given, every decompressed chunk."""
     path = Path(path)
     reader = _Reader(str(path), None if attributes is None else set(attributes))
     raw = open(path, "rb")  # noqa: SIM115 - closed below, after the gzip layer
@@ -52,6 +54,8 @@ def read_xes(path: str | os.PathLike[str], attributes: Collection[str] | None = 
                 raise LogImportError(
                     f"{path.name}: the compressed file is damaged or cut short ({exc}); "
                     "nothing was imported") from None
+            if digest is not None:
+                digest.update(chunk)
             reader.feed(chunk, final=not chunk)
             if progress is not None:
                 progress(raw.tell())
@@ -108,7 +112,9 @@ class _Reader:
                 depth = 1
                 if target is not None and "key" in attrs:
                     key = attrs["key"]
-                    target[key] = value(tag, key, attrs.get("value"))
+                    typed = value(tag, key, attrs.get("value"))
+                    if typed is not _ABSENT:
+                        target[key] = typed
             elif tag == "event":
                 if trace is None:
                     raise LogImportError(
@@ -182,23 +188,23 @@ class _Reader:
                 return int(text)
             if tag == "float":
                 number = float(text)
-                if math.isnan(number):
-                    return None          # a float attribute with no value
-                if math.isinf(number):
-                    raise LogImportError(
-                        f"{self.name}, line {self.parser.CurrentLineNumber}: attribute "
-                        f"{key!r}: {text!r} is infinite, which JSON cannot hold; nothing "
-                        "was imported")
-                return number
-            if tag == "boolean":
+            elif tag == "boolean":
                 return text.strip().lower() == "true"
-            if tag == "date" and key != "time:timestamp":
+            elif tag == "date" and key != "time:timestamp":
                 return iso_utc(text)
+            else:
+                return text
         except (ValueError, OverflowError):
             raise LogImportError(
                 f"{self.name}, line {self.parser.CurrentLineNumber}: attribute {key!r}: "
                 f"{text!r} is not a valid {tag}") from None
-        return text
+        if math.isnan(number):
+            return _ABSENT       # a float with no value: left out, as in a CSV
+        if math.isinf(number):
+            raise LogImportError(
+                f"{self.name}, line {self.parser.CurrentLineNumber}: attribute {key!r}: "
+                f"{text!r} is infinite, which JSON cannot hold; nothing was imported")
+        return number
 
     def table(self) -> pa.Table:
         if self.root is None:

@@ -24,6 +24,7 @@ import ipywidgets as w
 
 from .. import ANY, NO_STREAM, STREAM_EXISTS, ConcurrencyError, DomainError, connect
 from ..aggregate import Aggregate
+from ..errors import InvalidInputError
 from ..store.base import EventStore
 from .render import event_card, state_table
 from .view import View
@@ -101,7 +102,8 @@ class ConcurrencyLab(View):
             command_a = default_a if command_a is None else command_a
             command_b = default_b if command_b is None else command_b
         if command_a is None or command_b is None:
-            raise ValueError("give command_a and command_b: what each writer asks the aggregate")
+            raise InvalidInputError(
+                "give command_a and command_b: what each writer asks the aggregate")
         self.aggregate = aggregate
         self.history = list(history or [])
         self.commands = {"A": command_a, "B": command_b}
@@ -147,7 +149,7 @@ class ConcurrencyLab(View):
     @first.setter
     def first(self, name: str) -> None:
         if name not in ("A", "B"):
-            raise ValueError(f"first must be 'A' or 'B', got {name!r}")
+            raise InvalidInputError(f"first must be 'A' or 'B', got {name!r}")
         self._first.value = name
 
     @property
@@ -223,7 +225,7 @@ class ConcurrencyLab(View):
 
 def _check_mode(mode: str) -> str:
     if mode not in MODES:
-        raise ValueError(f"unknown expected-version mode {mode!r}; choose one of {MODES}")
+        raise InvalidInputError(f"unknown expected-version mode {mode!r}; choose one of {MODES}")
     return mode
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import ipywidgets as w
 from matplotlib.figure import Figure
 
+from ..errors import InvalidInputError
 from ..store.base import EventStore
 from . import plots
 from .render import figure_png, png_img
@@ -52,7 +53,7 @@ class LogView(View):
         self.options = {k: dict(v) for k, v in (options or {}).items()}
         unknown = set(self.options) - set(KINDS)
         if unknown:
-            raise ValueError(
+            raise InvalidInputError(
                 f"unknown LogView kind(s) {sorted(unknown)}; choose from {list(KINDS)}")
         self._kind = w.ToggleButtons(options=list(KINDS), value=self._checked(kind),
                                      style={"button_width": "120px"})
@@ -94,7 +95,7 @@ class LogView(View):
     @staticmethod
     def _checked(kind: str) -> str:
         if kind not in KINDS:
-            raise ValueError(f"unknown LogView kind {kind!r}; choose from {list(KINDS)}")
+            raise InvalidInputError(f"unknown LogView kind {kind!r}; choose from {list(KINDS)}")
         return kind
 
     def render(self) -> str:

@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 from matplotlib.path import Path
 
+from ..errors import InvalidInputError
 from ..frames import sql, to_df
 from ..store.base import EventStore
 from .render import ChartFigure, colours
@@ -47,7 +48,7 @@ def plot_swimlanes(store: EventStore, streams: Sequence[str] | None = None, *, l
     writes each event's type next to it (default: when there are few events).
     """
     if x not in ("position", "time"):
-        raise ValueError(f"x must be 'position' or 'time', got {x!r}")
+        raise InvalidInputError(f"x must be 'position' or 'time', got {x!r}")
     streams = list(streams) if streams is not None else store.stream_ids()[:limit]
     frames = [to_df(store, stream_id=s) for s in streams]
     ax = _axes(ax, (9.0, 0.7 * max(len(streams), 1) + 1.4))

@@ -32,6 +32,7 @@ import ipywidgets as w
 from matplotlib.animation import FuncAnimation
 
 from ..envelope import RecordedEvent
+from ..errors import InvalidInputError
 from ..projection import apply_error, type_names
 from ..store.base import EventStore
 from .render import ChartFigure, figure_png, png_img
@@ -76,9 +77,9 @@ class ProjectionChart(View):
                  types: list[str] | None = None, title: str | None = None,
                  figsize: tuple[float, float] = (6.0, 3.2)) -> None:
         if not callable(plot):
-            raise TypeError(f"plot must be a callable plot(state, ax), got {plot!r}")
+            raise InvalidInputError(f"plot must be a callable plot(state, ax), got {plot!r}")
         if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive number of events, got {every!r}")
+            raise InvalidInputError(f"every must be a positive number of events, got {every!r}")
         self.store, self.projection, self.plot = store, projection, plot
         self.every, self.types, self.title = every, _types(store, projection, types), title
         self.figure = ChartFigure(figsize=figsize)

@@ -131,8 +131,9 @@ def check_expected(expected: Any) -> Expected:
         raise InvalidInputError(
             f"expected_version must be el.ANY, el.NO_STREAM, el.STREAM_EXISTS or an int "
             f"version, got {expected!r}")
-    if expected < 0:
-        raise InvalidInputError(f"expected_version must not be negative, got {expected}")
+    if not 0 <= expected <= MAX_INT:
+        raise InvalidInputError(
+            f"expected_version must be a version from 0 to 2**63 - 1, got {expected}")
     return expected
 
 
@@ -383,6 +384,22 @@ class EventStore(ABC):
             yield new_tuple(RecordedEvent, (p, s, v, t, data, {} if m == "{}" else loads(m),
                                             event_id, a))
 
+    def locate(self, event_ids: Iterable[uuid.UUID | str]) -> dict[str, tuple[str, int]]:
+        """Where events are stored, by id: ``{id: (stream_id, version)}`` (ids as text).
+
+        Ids the log does not hold are left out.
+
+        >>> from eventlab import InMemoryEventStore, NewEvent
+        >>> import uuid
+        >>> store, known = InMemoryEventStore(), uuid.uuid4()
+        >>> _ = store.append("a-1", [NewEvent({"n": 1}, type="T", event_id=known)])
+        >>> store.locate([known, uuid.uuid4()]) == {str(known): ("a-1", 1)}
+        True
+        """
+        self._check_open()
+        ids = [event_id_text(i) for i in event_ids]
+        return self._find_ids(ids) if ids else {}
+
     def load_events(self, stream_id: str, from_version: int = 1,
                     to_version: int | None = None) -> list[Any]:
         """Only the decoded event objects of a stream: the fast path for rehydration."""
@@ -570,8 +587,18 @@ def check_unique_ids(ids: Sequence[str | None], label: str) -> None:
 
 
 def _type_names(registry: EventRegistry, types: Iterable[Any] | None) -> list[str] | None:
+    """Type names from names or event classes (one, or a list of them); None for all."""
     if types is None:
         return None
     if isinstance(types, (str, type)):
         types = [types]
-    return [registry.name_of_class(t) if isinstance(t, type) else str(t) for t in types]
+    if not isinstance(types, Iterable):
+        raise InvalidInputError(
+            f"types must be a type name, an event class or a list of them, got {types!r:.60}")
+    names = []
+    for t in types:
+        if not isinstance(t, (str, type)):
+            raise InvalidInputError(
+                f"types must name event types (text) or event classes, got {t!r:.60}")
+        names.append(registry.name_of_class(t) if isinstance(t, type) else t)
+    return names

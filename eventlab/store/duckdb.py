@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 from ..errors import (
     ConcurrencyError,
     EventlabError,
+    InvalidInputError,
     ReadOnlyStoreError,
     StoreClosedError,
     StoreLockedError,
@@ -211,6 +212,16 @@ class DuckDBEventStore(EventStore):
     def _set_up(self, first: bool) -> None:
         """Create the tables and views, unless the file already has this schema version."""
         db = self._db
+        if self.path is not None and db.execute(
+                "select path from duckdb_databases() where database_name = current_database()"
+        ).fetchall() in ([], [(None,)]):
+            # DuckDB opens a CSV or Parquet file as a database held in memory, with the
+            # file as a table: what would be written there would be lost on close.
+            raise InvalidInputError(
+                f"{self.path} is not a DuckDB database but a data file DuckDB can read (a "
+                "CSV or Parquet log?); nothing written to it would be kept. Open a store on "
+                f"a .duckdb file and import the log into it: el.import_log(store, "
+                f"{self.path!r})")
         if self.read_only:
             if not db.execute("select 1 from information_schema.tables where table_name = ?",
                               [TABLE]).fetchall():
