@@ -435,10 +435,10 @@ class DuckDBEventStore(EventStore):
                           types: list[str] | None) -> Iterator[list[list[Any]]]:
         """The log from ``from_position`` on, as column lists, one slice of positions at a time.
 
-        One ordered query per slice of ``_READ_BATCH`` positions: a single ordered
-        query over the log would sort, and hold, all of it before the first row
-        came back. Rows are stored in position order, so each slice's query skips
-        the rest of the table by its row groups' position ranges.
+        One query per slice of ``_READ_BATCH`` positions: a single ordered query
+        over the log would sort, and hold, all of it before the first row came
+        back. Rows are stored in position order, so each slice's query skips the
+        rest of the table by its row groups' position ranges.
         """
         by_type = "" if types is None else " and type in (select unnest(?::varchar[]))"
         more = [] if types is None else [types]
