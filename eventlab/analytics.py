@@ -1,6 +1,6 @@
 """Process analytics over a store's log, computed in DuckDB SQL, returned as DataFrames.
 
-Every function works on both stores (through ``eventlab.frames.connection``)
+Every function works on both stores (through ``eventlab.store.frames.connection``)
 and treats each stream as a case and each event type as an activity.
 
 >>> import eventlab as el
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .frames import connection
 from .store.base import InvalidInputError
+from .store.frames import connection
 
 if TYPE_CHECKING:
     from .store.base import EventStore

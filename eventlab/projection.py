@@ -38,12 +38,13 @@ from .envelope import RecordedEvent
 from .errors import ApplyError, EventlabError, InvalidInputError, SerializationError
 from .events import dumps, loads, to_builtins
 from .sqlprojection import SqlProjection
+from .store.rows import type_names as store_type_names
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from .store.base import EventStore
-    from .subscription import Subscription
+    from .store.subscription import Subscription
 
 
 class Projection:
@@ -89,11 +90,8 @@ def check_checkpoint_name(name: Any, what: str) -> str:
 
 def type_names(store: EventStore, types: Iterable[Any] | None) -> set[str] | None:
     """The stored type names ``types`` (names or classes) stand for, or None for all."""
-    if types is None:
-        return None
-    if isinstance(types, (str, type)):
-        types = [types]
-    return {store.registry.name_of_class(t) if isinstance(t, type) else str(t) for t in types}
+    names = store_type_names(store.registry, types)
+    return None if names is None else set(names)
 
 
 def apply_error(where: str, exc: Exception, event: RecordedEvent) -> ApplyError:
@@ -219,7 +217,7 @@ class Projector:
         Returns the ``Subscription``: ``wait_until(position)``, ``close()``, ``.error``
         (an ``ApplyError`` when the projection fails). Read ``.state`` any time.
         """
-        from .subscription import Subscription
+        from .store.subscription import Subscription
 
         with self._lock:
             if self.subscription is not None and self.subscription.running:

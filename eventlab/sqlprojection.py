@@ -44,7 +44,7 @@ from .store.names import check_user_table, quote
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .subscription import Subscription
+    from .store.subscription import Subscription
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _WITH = re.compile(r"\s*with\s+(recursive\s+)?", re.IGNORECASE)
@@ -236,7 +236,7 @@ class SqlProjection:
 
     def follow(self, poll_interval: float | None = 0.5) -> Subscription:
         """Refresh now, then after every append (in a background thread); close() to stop."""
-        from .subscription import Subscription
+        from .store.subscription import Subscription
 
         self.refresh()
         return Subscription(self.store, _ignore, from_position=self.store.head() + 1,

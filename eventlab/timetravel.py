@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .aggregate import Aggregate
 from .envelope import NewEvent, RecordedEvent
-from .errors import ApplyError, EventlabError
-from .store.base import InvalidInputError, check_stream_id, utc
+from .errors import ApplyError, EventlabError, InvalidInputError
+from .store.rows import check_stream_id, utc
 
 if TYPE_CHECKING:
     import pandas as pd

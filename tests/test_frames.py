@@ -203,7 +203,7 @@ def test_a_field_of_different_shapes_across_types_keeps_every_value():
 
 
 def test_arrow_and_duckdb_flattening_agree():
-    from eventlab import frames
+    from eventlab.store import frames
 
     store = el.datasets.orders(n_orders=30, seed=2)
     store.append("odd", [el.NewEvent({"nested": {"deep": {"x": 1}}, "tags": ["a"]}, type="Odd")])

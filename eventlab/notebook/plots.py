@@ -26,8 +26,8 @@ from matplotlib.patches import FancyArrowPatch
 from matplotlib.path import Path
 
 from ..errors import InvalidInputError
-from ..frames import sql, to_df
 from ..store.base import EventStore
+from ..store.frames import sql, to_df
 from .render import ChartFigure, colours
 
 

@@ -1,4 +1,4 @@
-"""The event-store contract: what every store does, and the checks they share.
+"""The event-store contract: what every store does, with one write loop's checks.
 
 A store keeps streams of events under optimistic concurrency. Subclasses
 supply storage (``_write``, ``_read_stream_rows``, ...); this class turns
@@ -25,13 +25,10 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..envelope import (
     ANY,
-    NO_STREAM,
-    STREAM_EXISTS,
-    ExpectedVersion,
     NewEvent,
     RecordedEvent,
     StoredUUID,
@@ -56,128 +53,23 @@ from ..events import (
     json_encoder,
     loads,
 )
+from .rows import (
+    Expected,
+    Pending,
+    Row,
+    check_expected,
+    check_metadata,
+    check_position,
+    check_stream_id,
+    check_text,
+    check_unique_ids,
+    event_id_text,
+    expectation_met,
+    type_names,
+    utc,
+)
 
-Expected = ExpectedVersion | int
 log = logging.getLogger("eventlab.store")
-
-#: The largest position, version or limit a store takes (a signed 64-bit integer).
-MAX_INT = 2**63 - 1
-
-
-class Pending(NamedTuple):
-    """An encoded event waiting to be written: everything but its place in the log."""
-
-    type: str
-    data: str
-    metadata: str
-    event_id: str | None     # None: the store makes one
-    recorded_at: datetime
-    schema: int
-
-
-class Row(NamedTuple):
-    """An encoded event as stored."""
-
-    position: int
-    stream_id: str
-    version: int
-    type: str
-    data: str
-    metadata: str
-    event_id: str
-    recorded_at: datetime
-    schema: int
-
-
-def check_stream_id(stream_id: Any) -> str:
-    """The stream id, if every store can keep it: non-empty text, UTF-8, no NUL."""
-    if not isinstance(stream_id, str):
-        raise InvalidInputError(
-            f"stream id must be a str, got {type(stream_id).__name__} {stream_id!r}")
-    if not stream_id:
-        raise InvalidInputError("stream id must not be empty")
-    return check_text(stream_id, "stream id")
-
-
-def check_text(text: str, what: str) -> str:
-    """``text`` if it can be stored as UTF-8 text in every store (no lone surrogate, no NUL)."""
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InvalidInputError(
-                f"{what} {text!r} is not valid text: {exc.reason} at index {exc.start}"
-            ) from None
-    if "\x00" in text:
-        raise InvalidInputError(f"{what} {text!r} holds a NUL character")
-    return text
-
-
-def check_metadata(metadata: Any, what: str = "metadata") -> dict[str, Any]:
-    """Metadata as a dict (``None`` is an empty one); anything else is refused."""
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, dict):
-        raise InvalidInputError(
-            f"{what} must be a dict such as {{'user': 'ada'}}, got "
-            f"{type(metadata).__name__} {metadata!r:.60}")
-    return metadata
-
-
-def check_expected(expected: Any) -> Expected:
-    if isinstance(expected, ExpectedVersion):
-        return expected
-    if isinstance(expected, bool) or not isinstance(expected, int):
-        raise InvalidInputError(
-            f"expected_version must be el.ANY, el.NO_STREAM, el.STREAM_EXISTS or an int "
-            f"version, got {expected!r}")
-    if not 0 <= expected <= MAX_INT:
-        raise InvalidInputError(
-            f"expected_version must be a version from 0 to 2**63 - 1, got {expected}")
-    return expected
-
-
-def expectation_met(expected: Expected, actual: int) -> bool:
-    if expected is ANY:
-        return True
-    if expected is NO_STREAM:
-        return actual == 0
-    if expected is STREAM_EXISTS:
-        return actual > 0
-    return actual == expected
-
-
-def check_position(name: str, value: Any, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_INT:
-        raise InvalidInputError(
-            f"{name} must be an int from {minimum} to 2**63 - 1, got {value!r:.40}")
-    return value
-
-
-def check_checkpoint_forward(name: str, stored: int | None, position: int) -> None:
-    if stored is not None and position < stored:
-        raise InvalidInputError(
-            f"checkpoint {name!r} is at position {stored}; it cannot move back to {position} "
-            "(rebuild the projector to start over)")
-
-
-def utc(moment: Any, what: str = "recorded_at") -> datetime:
-    """A timezone-aware UTC datetime (naive values are taken as UTC).
-
-    >>> utc(datetime(2024, 1, 1, 12))
-    datetime.datetime(2024, 1, 1, 12, 0, tzinfo=datetime.timezone.utc)
-    """
-    if not isinstance(moment, datetime):
-        raise InvalidInputError(
-            f"{what} must be a datetime, got {type(moment).__name__} {moment!r:.40}")
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise InvalidInputError(
-            f"{what} {moment.isoformat()} is outside years 1-9999 in UTC") from None
-
 
 class EventStore(ABC):
     """The contract shared by ``DuckDBEventStore`` and ``InMemoryEventStore``.
@@ -361,7 +253,7 @@ class EventStore(ABC):
         check_position("from_position", from_position)
         if limit is not None:
             check_position("limit", limit)
-        type_list = _type_names(self.registry, types)
+        type_list = type_names(self.registry, types)
         return self._decode(self._read_all_rows(max(from_position, 1), limit, type_list))
 
     def _decode(self, rows: Iterable[tuple]) -> Iterator[RecordedEvent]:
@@ -413,7 +305,7 @@ class EventStore(ABC):
         return [(r.type, r.data, r.schema)
                 for r in self._read_stream_rows(stream_id, from_version, to_version)]
 
-    # -- the log as data (implemented in eventlab.frames) -------------------------------
+    # -- the log as data (implemented in store.frames and store.export) -----------
 
     def to_df(self, stream_id: str | None = None, types: Iterable[Any] | None = None,
               from_position: int | None = None, to_position: int | None = None,
@@ -426,7 +318,7 @@ class EventStore(ABC):
         >>> store.to_df()[["stream_id", "type", "amount"]].values.tolist()
         [['a-1', 'Deposited', 5]]
         """
-        from ..frames import to_df
+        from .frames import to_df
 
         return to_df(self, stream_id, types, from_position, to_position, since, until)
 
@@ -435,14 +327,14 @@ class EventStore(ABC):
                  since: datetime | str | None = None, until: datetime | str | None = None,
                  ) -> Any:
         """The same columns as ``to_df``, as a ``pyarrow.Table``."""
-        from ..frames import to_arrow
+        from .frames import to_arrow
 
         return to_arrow(self, stream_id, types, from_position, to_position, since, until)
 
     def sql(self, query: str, params: Any = None) -> Any:
         """A DataFrame from SQL over the view ``events`` (or ``events_flat``: one column
         per payload field). ``store.sql("select type, count(*) n from events group by 1")``"""
-        from ..frames import sql
+        from .frames import sql
 
         return sql(self, query, params)
 
@@ -451,7 +343,7 @@ class EventStore(ABC):
         """Write the ``to_df`` columns as Hive-partitioned Parquet; returns the directory.
 
         ``overwrite=True`` replaces an earlier export in that folder, and nothing else."""
-        from ..export import export_parquet
+        from .export import export_parquet
 
         return export_parquet(self, path, partition_by, overwrite)
 
@@ -479,7 +371,7 @@ class EventStore(ABC):
     def subscribe(self, handler: Callable[[RecordedEvent], Any], from_position: int = 1,
                   types: Iterable[str] | None = None) -> Any:
         """Catch up from ``from_position``, then deliver each new event, in order, once."""
-        from ..subscription import Subscription
+        from .subscription import Subscription
 
         return Subscription(self, handler, from_position=from_position, types=types)
 
@@ -488,6 +380,11 @@ class EventStore(ABC):
     @abstractmethod
     def _write(self, groups: list[tuple[str, Expected, list[Pending]]]) -> list[int]:
         """Atomically append each group; return each stream's new version."""
+
+    @abstractmethod
+    def _duckdb(self) -> contextlib.AbstractContextManager[Any]:
+        """A DuckDB cursor in which this store's log is the table ``eventlab_events``:
+        what frames, SQL and exports run on."""
 
     @abstractmethod
     def _find_ids(self, event_ids: list[str]) -> dict[str, tuple[str, int]]:
@@ -559,46 +456,3 @@ class EventStore(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def event_id_text(event_id: Any) -> str | None:
-    """An event id given to an append as canonical UUID text (``None`` stays ``None``)."""
-    if event_id is None:
-        return None
-    if isinstance(event_id, uuid.UUID):
-        return str(event_id)
-    try:
-        return str(uuid.UUID(str(event_id)))
-    except ValueError:
-        raise InvalidInputError(f"event_id must be a UUID, got {event_id!r:.60}") from None
-
-
-def check_unique_ids(ids: Sequence[str | None], label: str) -> None:
-    """Refuse a batch naming one event id twice; ``label`` formats a 1-based row number."""
-    seen: dict[str, int] = {}
-    for number, event_id in enumerate(ids, start=1):
-        if event_id is None:
-            continue
-        first = seen.setdefault(event_id, number)
-        if first != number:
-            raise InvalidInputError(
-                f"{label.format(number)} has the same event_id as {label.format(first)} "
-                f"({event_id}); an event id names one event")
-
-
-def _type_names(registry: EventRegistry, types: Iterable[Any] | None) -> list[str] | None:
-    """Type names from names or event classes (one, or a list of them); None for all."""
-    if types is None:
-        return None
-    if isinstance(types, (str, type)):
-        types = [types]
-    if not isinstance(types, Iterable):
-        raise InvalidInputError(
-            f"types must be a type name, an event class or a list of them, got {types!r:.60}")
-    names = []
-    for t in types:
-        if not isinstance(t, (str, type)):
-            raise InvalidInputError(
-                f"types must name event types (text) or event classes, got {t!r:.60}")
-        names.append(registry.name_of_class(t) if isinstance(t, type) else t)
-    return names

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from ..errors import InvalidInputError
 from ..events import encode_json
-from .base import Pending
+from .rows import Pending
 
 _CANONICAL = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 _UTC = pa.timestamp("us", tz="UTC")

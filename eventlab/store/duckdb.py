@@ -38,15 +38,9 @@ from ..errors import (
     StoreClosedError,
     StoreLockedError,
 )
-from .base import (
-    MAX_INT,
-    EventStore,
-    Expected,
-    Pending,
-    check_checkpoint_forward,
-    check_stream_id,
-)
+from .base import EventStore
 from .names import TABLE
+from .rows import MAX_INT, Expected, Pending, check_checkpoint_forward, check_stream_id
 
 _COLUMNS = ("position, stream_id, version, type, data, metadata, event_id, "
             "recorded_at, schema_version")
@@ -552,12 +546,20 @@ class DuckDBEventStore(EventStore):
     def _release(self) -> None:
         self._finalizer()
 
+    @contextlib.contextmanager
+    def _duckdb(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        cursor = self._cursor()   # the store's own database answers
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+
     def __repr__(self) -> str:
         where = self.path or ":memory:"
         mode = ", read_only=True" if self.read_only else ""
         return f"DuckDBEventStore({where!r}{mode})"
 
-    # -- bulk appends from Arrow (append_batch; rows checked by eventlab.frames) --------
+    # -- bulk appends from Arrow (append_batch; rows checked by store.batches) --------
 
     def append_batch(self, rows: Any) -> int:
         """Append many streams at once (``ANY`` each) with one INSERT ... SELECT.

@@ -11,11 +11,14 @@ back is exactly what a DuckDB store would give.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-from .base import EventStore, Expected, Pending, Row, check_checkpoint_forward, check_stream_id
+from .base import EventStore
+from .rows import Expected, Pending, Row, check_checkpoint_forward, check_stream_id
 
 
 class InMemoryEventStore(EventStore):
@@ -135,6 +138,16 @@ class InMemoryEventStore(EventStore):
                 stored = self._checkpoints.get(name)
                 check_checkpoint_forward(name, stored[0] if stored else None, position)
             self._checkpoints[name] = (position, state)
+
+    @contextlib.contextmanager
+    def _duckdb(self) -> Iterator[Any]:
+        """The log copied into a temporary DuckDB database, for the block's duration."""
+        from .duckdb import DuckDBEventStore
+
+        with DuckDBEventStore() as temp:
+            temp.copy_rows(self._read_all_rows(1, None, None))
+            with temp._duckdb() as cursor:
+                yield cursor
 
     def _release(self) -> None:
         with self._lock:   # what was kept goes at once, not when the object does

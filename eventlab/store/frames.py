@@ -22,7 +22,7 @@ import contextlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import duckdb
 import pandas as pd
@@ -30,47 +30,39 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from .store.base import InvalidInputError, _type_names, check_position, check_stream_id
-from .store.names import TABLE, literal, quote
+from ..errors import InvalidInputError
+from ..events import EventRegistry
+from .names import TABLE, literal, quote
+from .rows import check_position, check_stream_id, type_names
 
-if TYPE_CHECKING:
-    from .store.base import EventStore
+
+class LogSource(Protocol):
+    """What frames and exports need of a store (every ``EventStore`` has it): its type
+    registry, and its log as a table DuckDB can query."""
+
+    registry: EventRegistry
+
+    def _duckdb(self) -> contextlib.AbstractContextManager[Any]: ...
+
 
 #: The columns every frame starts with; payload fields follow in name order.
 ENVELOPE = ("position", "stream_id", "version", "type", "recorded_at", "event_id", "metadata")
 _UTC = pa.timestamp("us", tz="UTC")
-_PY_UTC = pa.timestamp("us", tz="+00:00")   # converts to datetime.timezone.utc
 _INT_LEAVES = {"UBIGINT": "BIGINT", "UINTEGER": "BIGINT", "INTEGER": "BIGINT"}
 
 
 # -- a DuckDB connection over any store ---------------------------------------------------
 
 @contextlib.contextmanager
-def connection(store: EventStore) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A DuckDB cursor in which the store's log is the table ``eventlab_events``.
-
-    A DuckDB store answers from its own database; any other store is copied into
-    a temporary in-memory DuckDB store for the duration of the block.
-    """
-    from .store.duckdb import DuckDBEventStore
-
-    if isinstance(store, DuckDBEventStore):
-        cursor = store._cursor()
-        temp = None
-    else:
-        temp = DuckDBEventStore()
-        temp.copy_rows(store._read_all_rows(1, None, None))
-        cursor = temp._cursor()
-    cursor.execute("set TimeZone = 'UTC'")
-    try:
+def connection(store: LogSource) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB cursor in which the store's log is the table ``eventlab_events``, times
+    in UTC (each store says how, in its ``_duckdb``)."""
+    with store._duckdb() as cursor:
+        cursor.execute("set TimeZone = 'UTC'")
         yield cursor
-    finally:
-        cursor.close()
-        if temp is not None:
-            temp.close()
 
 
-def _filters(store: EventStore, stream_id: str | None, types: Iterable[Any] | None,
+def _filters(store: LogSource, stream_id: str | None, types: Iterable[Any] | None,
              from_position: int | None, to_position: int | None,
              since: datetime | str | None, until: datetime | str | None,
              ) -> tuple[str, list[Any]]:
@@ -78,7 +70,7 @@ def _filters(store: EventStore, stream_id: str | None, types: Iterable[Any] | No
     if stream_id is not None:
         clauses.append("stream_id = ?")
         params.append(check_stream_id(stream_id))
-    names = _type_names(store.registry, types)
+    names = type_names(store.registry, types)
     if names is not None:
         clauses.append("type in (select unnest(?::varchar[]))")
         params.append(names)
@@ -283,7 +275,7 @@ def _types_mapper(dtype: pa.DataType) -> Any:
 
 # -- the store API (EventStore.to_df & co. delegate here) ------------------------------------
 
-def to_arrow(store: EventStore, stream_id: str | None = None, types: Iterable[Any] | None = None,
+def to_arrow(store: LogSource, stream_id: str | None = None, types: Iterable[Any] | None = None,
              from_position: int | None = None, to_position: int | None = None,
              since: datetime | str | None = None, until: datetime | str | None = None,
              ) -> pa.Table:
@@ -300,7 +292,7 @@ def to_arrow(store: EventStore, stream_id: str | None = None, types: Iterable[An
     return table.set_column(index, "recorded_at", table.column(index).cast(_UTC))
 
 
-def to_df(store: EventStore, stream_id: str | None = None, types: Iterable[Any] | None = None,
+def to_df(store: LogSource, stream_id: str | None = None, types: Iterable[Any] | None = None,
           from_position: int | None = None, to_position: int | None = None,
           since: datetime | str | None = None, until: datetime | str | None = None,
           ) -> pd.DataFrame:
@@ -316,7 +308,7 @@ def to_df(store: EventStore, stream_id: str | None = None, types: Iterable[Any] 
     return frame.astype({"position": "int64", "version": "int64"})
 
 
-def sql(store: EventStore, query: str, params: Sequence[Any] | dict[str, Any] | None = None,
+def sql(store: LogSource, query: str, params: Sequence[Any] | dict[str, Any] | None = None,
         ) -> pd.DataFrame:
     """Run SQL over the view ``events`` (``data`` and ``metadata`` as JSON), or over
     ``events_flat`` (the ``to_df`` columns: one per payload field) when named."""

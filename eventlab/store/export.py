@@ -25,20 +25,16 @@ import shutil
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from .errors import InvalidInputError
-from .frames import ENVELOPE, connection, flat_select
-from .store.names import literal, quote
-
-if TYPE_CHECKING:
-    from .store.base import EventStore
+from ..errors import InvalidInputError
+from .frames import ENVELOPE, LogSource, connection, flat_select
+from .names import literal, quote
 
 MANIFEST = ".eventlab-export.json"
 _STAGING = ".eventlab-export-"
 
 
-def export_parquet(store: EventStore, path: str | os.PathLike[str],
+def export_parquet(store: LogSource, path: str | os.PathLike[str],
                    partition_by: Sequence[str] | str | None = ("type",),
                    overwrite: bool = False) -> Path:
     """Write the ``to_df`` columns as Hive-partitioned Parquet (``type=Opened/...``).
@@ -76,7 +72,7 @@ def export_parquet(store: EventStore, path: str | os.PathLike[str],
     return target
 
 
-def _write(store: EventStore, folder: Path, parts: list[str]) -> None:
+def _write(store: LogSource, folder: Path, parts: list[str]) -> None:
     with connection(store) as con:
         query = flat_select(con)
         options = "format parquet"
