@@ -38,6 +38,7 @@ from .envelope import RecordedEvent
 from .errors import ApplyError, EventlabError, InvalidInputError, SerializationError
 from .events import dumps, loads, to_builtins
 from .sqlprojection import SqlProjection
+from .store.rows import check_position
 from .store.rows import type_names as store_type_names
 
 if TYPE_CHECKING:
@@ -125,10 +126,7 @@ class Projector:
         if not isinstance(projection, Projection):
             raise InvalidInputError(
                 f"projection must be an el.Projection instance, got {projection!r}")
-        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) \
-                or checkpoint_every < 1:
-            raise InvalidInputError(
-                f"checkpoint_every must be a positive number of events, got {checkpoint_every!r}")
+        check_position("checkpoint_every", checkpoint_every, 1)
         if name is not None:
             check_checkpoint_name(name, "a projector")
         self.store = store

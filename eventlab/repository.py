@@ -22,9 +22,10 @@ from typing import Any
 import msgspec
 
 from .aggregate import Aggregate, AggregateRoot
-from .errors import ApplyError, ConcurrencyError, EventlabError, InvalidInputError
+from .errors import ApplyError, ConcurrencyError, EventlabError
 from .events import dumps, loads, to_builtins
 from .store.base import EventStore
+from .store.rows import check_position
 
 
 class Repository:
@@ -36,10 +37,8 @@ class Repository:
 
     def __init__(self, store: EventStore, aggregate: Aggregate, *,
                  snapshot_every: int | None = None, cache_size: int = 10_000) -> None:
-        if snapshot_every is not None and (isinstance(snapshot_every, bool) or not isinstance(
-                snapshot_every, int) or snapshot_every < 1):
-            raise InvalidInputError(
-                f"snapshot_every must be a positive number of events, got {snapshot_every!r}")
+        if snapshot_every is not None:
+            check_position("snapshot_every", snapshot_every, 1)
         self.store = store
         self.aggregate = aggregate
         self.snapshot_every = snapshot_every
@@ -101,9 +100,7 @@ class Repository:
     def execute(self, stream_id: str, command: Any, retries: int = 0,
                 metadata: dict[str, Any] | None = None) -> AggregateRoot:
         """Get, handle, save; on a concurrency conflict reload and retry ``retries`` times."""
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise InvalidInputError(
-                f"retries must be a whole number of retries (0 or more), got {retries!r}")
+        check_position("retries", retries)
         for attempt in range(retries + 1):
             root = self.get(stream_id)
             root.handle(command)

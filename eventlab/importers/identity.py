@@ -31,7 +31,6 @@ False
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -39,6 +38,8 @@ import uuid
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
+
+from .compressed import content, is_gzip
 
 #: The root namespace of every imported event id (itself ``uuid5(NAMESPACE_URL, ...)``).
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "eventlab:import")
@@ -75,8 +76,7 @@ def file_key(path: str | os.PathLike[str]) -> str:
         if path.is_dir():
             digest.update(file.relative_to(path).as_posix().encode() + b"\0")
         with open(file, "rb") as raw:
-            handle = gzip.GzipFile(fileobj=raw) if raw.read(2) == b"\x1f\x8b" else raw
-            raw.seek(0)
+            handle = content(raw)
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
     return digest_key(digest)
@@ -88,9 +88,8 @@ def compressed_key(path: str | os.PathLike[str]) -> str | None:
     that import already, and keeps its ids if so."""
     digest = content_digest()
     with open(path, "rb") as raw:
-        if raw.read(2) != b"\x1f\x8b":
+        if not is_gzip(raw):
             return None
-        raw.seek(0)
         while chunk := raw.read(_CHUNK):
             digest.update(chunk)
     return digest_key(digest)

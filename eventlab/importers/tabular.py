@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..store.names import literal, quote
+from .compressed import is_gzip
 from .errors import LogImportError
 
 CASE = ("case:concept:name", "case_id", "case id", "caseid", "case", "stream_id", "trace_id",
@@ -47,7 +48,7 @@ def read_csv(path: str | os.PathLike[str]) -> pa.Table:
     if path.stat().st_size == 0:
         raise LogImportError(f"{path.name} is empty: it holds no header and no rows")
     with open(path, "rb") as raw:
-        packed = raw.read(2) == b"\x1f\x8b"
+        packed = is_gzip(raw)
     opener = gzip.open if packed else open
     try:
         with opener(path, "rt", newline="", encoding="utf-8-sig", errors="replace") as handle:
@@ -254,5 +255,3 @@ def _value(name: str, dtype: pa.DataType) -> str:
     if pa.types.is_floating(dtype):   # NaN is how pandas spells "absent"
         return f"case when isnan({column}) then null else {column} end"
     return column
-
-

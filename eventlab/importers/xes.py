@@ -16,7 +16,6 @@ trace's attributes the metadata. Line numbers are those of the ``<event>`` tag.
 
 from __future__ import annotations
 
-import gzip
 import math
 import os
 import zlib
@@ -29,6 +28,7 @@ from xml.parsers import expat
 import msgspec
 import pyarrow as pa
 
+from .compressed import content
 from .errors import LogImportError
 
 _CHUNK = 1 << 20
@@ -46,7 +46,7 @@ def read_xes(path: str | os.PathLike[str], attributes: Collection[str] | None = 
     reader = _Reader(str(path), None if attributes is None else set(attributes))
     raw = open(path, "rb")  # noqa: SIM115 - closed below, after the gzip layer
     try:
-        stream = gzip.GzipFile(fileobj=raw) if _is_gzip(raw) else raw
+        stream = content(raw)
         while True:
             try:
                 chunk = stream.read(_CHUNK)
@@ -64,12 +64,6 @@ def read_xes(path: str | os.PathLike[str], attributes: Collection[str] | None = 
     finally:
         raw.close()
     return reader.table()
-
-
-def _is_gzip(raw: Any) -> bool:
-    magic = raw.read(2)
-    raw.seek(0)
-    return magic == b"\x1f\x8b"
 
 
 class _Reader:

@@ -1,7 +1,7 @@
-"""The log as data: DataFrames and Arrow tables out of a store, batches of rows into one.
+"""The log as data: DataFrames and Arrow tables out of a store, and SQL over it.
 
-Reading goes through DuckDB for both stores (the in-memory store is loaded into
-a temporary in-memory DuckDB store first), and payloads are flattened there:
+Reading goes through DuckDB for every store (each store puts its log in front
+of DuckDB as it can: see ``connection``), and payloads are flattened there:
 ``json_transform`` turns the JSON ``data`` column into a struct whose leaves
 become columns named by their dotted path (``address.city``). Fields a row does
 not have are missing (NaN/NA). ``metadata`` stays one JSON text column.
@@ -49,6 +49,8 @@ class LogSource(Protocol):
 ENVELOPE = ("position", "stream_id", "version", "type", "recorded_at", "event_id", "metadata")
 _UTC = pa.timestamp("us", tz="UTC")
 _INT_LEAVES = {"UBIGINT": "BIGINT", "UINTEGER": "BIGINT", "INTEGER": "BIGINT"}
+_ENVELOPE_SQL = ("position, stream_id, version, type, recorded_at, "
+                 "event_id::varchar as event_id, metadata")
 
 
 # -- a DuckDB connection over any store ---------------------------------------------------
@@ -122,7 +124,6 @@ def _clean(structure: Any) -> Any:
     return _INT_LEAVES.get(structure, structure)
 
 
-
 def column_names(paths: Sequence[tuple[str, ...]]) -> list[str]:
     """Names for payload columns, one per leaf path, in the given order.
 
@@ -180,10 +181,8 @@ def flat_select(con: duckdb.DuckDBPyConnection, where: str = "",
                         list(params)).fetchall()
     text = found[0][0] if found else None
     structure = _clean(json.loads(text)) if text else {}
-    envelope = ("position, stream_id, version, type, recorded_at, "
-                "event_id::varchar as event_id, metadata")
     if not isinstance(structure, dict) or not structure or structure == "JSON":
-        return f"select {envelope} from {TABLE}{where}"
+        return f"select {_ENVELOPE_SQL} from {TABLE}{where}"
     leaves = _sorted_leaves(structure)
     awkward = _awkward_paths([path for path, _ in leaves])
     plain: dict[str, Any] = {}
@@ -191,18 +190,17 @@ def flat_select(con: duckdb.DuckDBPyConnection, where: str = "",
     for (path, kind), name in zip(leaves, column_names([p for p, _ in leaves]), strict=True):
         if path in awkward:   # read from its own JSON pointer instead
             pointer = "/" + "/".join(k.replace("~", "~0").replace("/", "~1") for k in path)
-            shape = json.dumps(kind).replace("'", "''")
-            columns.append(f"json_transform(data -> {literal(pointer)}, '{shape}') "
-                           f"as {quote(name)}")
+            columns.append(f"json_transform(data -> {literal(pointer)}, "
+                           f"{literal(json.dumps(kind))}) as {quote(name)}")
             continue
         node = plain
         for key in path[:-1]:
             node = node.setdefault(key, {})
         node[path[-1]] = kind
         columns.append("p." + ".".join(quote(k) for k in path) + " as " + quote(name))
-    shape = json.dumps(plain or {"_": "JSON"}).replace("'", "''")
-    return (f"select {envelope}, {', '.join(columns)} from (select *, "
-            f"json_transform(data, '{shape}') as p from {TABLE}{where})")
+    shape = literal(json.dumps(plain or {"_": "JSON"}))
+    return (f"select {_ENVELOPE_SQL}, {', '.join(columns)} from (select *, "
+            f"json_transform(data, {shape}) as p from {TABLE}{where})")
 
 
 def _flatten_in_arrow(con: duckdb.DuckDBPyConnection, where: str,
@@ -214,9 +212,7 @@ def _flatten_in_arrow(con: duckdb.DuckDBPyConnection, where: str,
     (a field that is an object in one event and text in another, say); the
     DuckDB path handles those.
     """
-    envelope = ("position, stream_id, version, type, recorded_at, "
-                "event_id::varchar as event_id, metadata")
-    table = con.sql(f"select {envelope}, data from {TABLE}{where}",
+    table = con.sql(f"select {_ENVELOPE_SQL}, data from {TABLE}{where}",
                     params=list(params)).to_arrow_table()
     data = table.column("data").combine_chunks()
     table = table.drop_columns(["data"])
@@ -231,11 +227,12 @@ def _flatten_in_arrow(con: duckdb.DuckDBPyConnection, where: str,
         parsed = pa_json.read_json(pa.BufferReader(joined[0].as_buffer()))
     except pa.ArrowException:
         return None
+    leaf_fields = list(_leaves_of(parsed.schema))  # in the order flatten() lays them out
     if parsed.num_rows != table.num_rows or any(
             pa.types.is_timestamp(f.type) or pa.types.is_date(f.type)
-            or pa.types.is_null(f.type) for f in _leaf_fields(parsed.schema)):
+            or pa.types.is_null(f.type) for _, f in leaf_fields):
         return None  # text Arrow took for times, or columns with no value: DuckDB's way
-    paths = list(_leaf_paths(parsed.schema))  # in the order flatten() lays the leaves out
+    paths = [path for path, _ in leaf_fields]
     while any(pa.types.is_struct(f.type) for f in parsed.schema):
         parsed = parsed.flatten()
     leaves = sorted(zip(paths, parsed.columns, strict=True), key=lambda item: ".".join(item[0]))
@@ -244,25 +241,16 @@ def _flatten_in_arrow(con: duckdb.DuckDBPyConnection, where: str,
     return table
 
 
-def _leaf_paths(schema: pa.Schema) -> Iterator[tuple[str, ...]]:
-    """Each leaf field's key path, depth first: the column order of a full ``flatten()``."""
+def _leaves_of(schema: pa.Schema) -> Iterator[tuple[tuple[str, ...], pa.Field]]:
+    """Each leaf field with its key path, depth first: the column order of a full
+    ``flatten()``."""
     stack = [((f.name,), f) for f in reversed(schema)]
     while stack:
         path, field = stack.pop()
         if pa.types.is_struct(field.type):
             stack.extend(((*path, child.name), child) for child in reversed(list(field.type)))
         else:
-            yield path
-
-
-def _leaf_fields(schema: pa.Schema) -> Iterator[pa.Field]:
-    stack = list(schema)
-    while stack:
-        field = stack.pop()
-        if pa.types.is_struct(field.type):
-            stack.extend(field.type)
-        else:
-            yield field
+            yield path, field
 
 
 def _types_mapper(dtype: pa.DataType) -> Any:
