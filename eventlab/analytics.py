@@ -1,7 +1,7 @@
 """Process analytics over a store's log, computed in DuckDB SQL, returned as DataFrames.
 
-Every function works on both stores (through ``eventlab.store.frames.connection``)
-and treats each stream as a case and each event type as an activity.
+Every function works on every store (it is SQL over ``store.sql``'s ``events``
+view) and treats each stream as a case and each event type as an activity.
 
 >>> import eventlab as el
 >>> store = el.InMemoryEventStore()
@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .store.base import InvalidInputError
-from .store.frames import connection
+from .errors import InvalidInputError
 
 if TYPE_CHECKING:
     from .store.base import EventStore
@@ -32,11 +31,13 @@ _UNITS = {"s": "second", "sec": "second", "second": "second", "min": "minute",
 
 
 def _query(store: EventStore, query: str, timedeltas: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Run SQL over ``eventlab_events``; ``timedeltas`` name microsecond columns."""
-    with connection(store) as con:
-        frame = con.sql(query).to_arrow_table().to_pandas()
-    for name in timedeltas:
-        frame[name] = pd.to_timedelta(frame[name], unit="us")
+    """Run SQL over the store's ``events``; ``timedeltas`` name microsecond columns."""
+    frame = store.sql(query)
+    for name, dtype in frame.dtypes.items():
+        if name in timedeltas:
+            frame[name] = pd.to_timedelta(frame[name].astype("float64"), unit="us")
+        elif dtype == "Int64" and not frame[name].hasnans:
+            frame[name] = frame[name].astype("int64")   # counts as plain numbers
     return frame
 
 
@@ -63,7 +64,7 @@ def events_over_time(store: EventStore, every: str = "1D") -> pd.DataFrame:
         with counted as (
             select time_bucket(interval '{step}', recorded_at) as period, type,
                    count(*) as events
-            from eventlab_events group by all),
+            from events group by all),
         periods as (
             select unnest(generate_series(min(period), max(period), interval '{step}'))
                    as period from counted)
@@ -86,7 +87,7 @@ def stream_lengths(store: EventStore) -> pd.DataFrame:
     return _query(store, """
         select stream_id, count(*) as events, min(recorded_at) as first,
                max(recorded_at) as last
-        from eventlab_events group by stream_id
+        from events group by stream_id
         order by events desc, min(position)""")
 
 
@@ -97,7 +98,7 @@ def durations(store: EventStore) -> pd.DataFrame:
         select position, stream_id, version, type, recorded_at,
                date_diff('microsecond', lag(recorded_at) over w, recorded_at)
                    as since_previous
-        from eventlab_events window w as (partition by stream_id order by version)
+        from events window w as (partition by stream_id order by version)
         order by position""", ("since_previous",))
 
 
@@ -107,7 +108,7 @@ def throughput_times(store: EventStore) -> pd.DataFrame:
         select stream_id, min(recorded_at) as start, max(recorded_at) as "end",
                count(*) as events,
                date_diff('microsecond', min(recorded_at), max(recorded_at)) as duration
-        from eventlab_events group by stream_id order by min(position)""", ("duration",))
+        from events group by stream_id order by min(position)""", ("duration",))
 
 
 def directly_follows(store: EventStore) -> pd.DataFrame:
@@ -117,7 +118,7 @@ def directly_follows(store: EventStore) -> pd.DataFrame:
         with steps as (
             select type as source, lead(type) over w as target,
                    date_diff('microsecond', recorded_at, lead(recorded_at) over w) as gap
-            from eventlab_events window w as (partition by stream_id order by version))
+            from events window w as (partition by stream_id order by version))
         select source, target, count(*) as count,
                median(gap)::bigint as median_duration
         from steps where target is not null
@@ -130,7 +131,7 @@ def variants(store: EventStore) -> pd.DataFrame:
     frame = _query(store, """
         with sequences as (
             select stream_id, list(type order by version) as variant, min(position) as first
-            from eventlab_events group by stream_id)
+            from events group by stream_id)
         select variant, count(*) as count, arg_min(stream_id, first) as example,
                len(any_value(variant)) as length
         from sequences group by variant order by count desc, min(first)""")

@@ -22,7 +22,7 @@ def _demo(args: argparse.Namespace) -> None:
 # -- the log as data: import, info, export, sql -----------------------------------------
 
 def _open(path: str, read_only: bool = False):
-    from .store.duckdb import connect
+    from .store import connect
 
     return connect(path, read_only=read_only)
 

@@ -94,7 +94,7 @@ def _generate(store: EventStore | None, aggregate: Aggregate, name: str, count: 
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise InvalidInputError(f"the number of streams must be an int >= 0, got {count!r}")
     if store is None:
-        from .store.duckdb import connect
+        from .store import connect
 
         store = connect()
     rows: list[tuple[datetime, int, str, str, str, str]] = []

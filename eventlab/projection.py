@@ -29,15 +29,13 @@ import dataclasses
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
-
-import msgspec
 
 from .envelope import RecordedEvent
 from .errors import ApplyError, EventlabError, InvalidInputError, SerializationError
-from .events import dumps, loads, to_builtins
 from .sqlprojection import SqlProjection
+from .statecodec import decode_state, encode_state
 from .store.rows import check_position
 from .store.rows import type_names as store_type_names
 
@@ -98,6 +96,41 @@ def type_names(store: EventStore, types: Iterable[Any] | None) -> set[str] | Non
 def apply_error(where: str, exc: Exception, event: RecordedEvent) -> ApplyError:
     return ApplyError(where, exc, stream_id=event.stream_id, version=event.version,
                       position=event.position, type=event.type)
+
+
+def fold(projection: Projection, state: Any, events: Iterable[RecordedEvent], *,
+         until: int | None = None, where: str | None = None,
+         ) -> Iterator[tuple[Any, RecordedEvent]]:
+    """Apply ``events`` to ``state`` in order, yielding ``(state after it, event)`` for each,
+    up to position ``until``: the one loop every projection runs in.
+
+    A failing ``apply`` raises ``ApplyError`` naming ``where`` and the event; the
+    state after the last good event is the last one yielded.
+
+    >>> import eventlab as el
+    >>> class Count(el.Projection):
+    ...     def initial_state(self): return 0
+    ...     def apply(self, state, event): return state + 1
+    >>> store = el.InMemoryEventStore()
+    >>> _ = store.append("a-1", [el.NewEvent({}, type="T")] * 3)
+    >>> [n for n, _ in fold(Count(), 0, store.read_all(), until=2)]
+    [1, 2]
+    """
+    apply, where = projection.apply, where or f"{projection.name}.apply"
+    for event in events:
+        if until is not None and event.position > until:
+            return
+        try:
+            state = apply(state, event)
+        except Exception as exc:
+            raise apply_error(where, exc, event) from exc
+        yield state, event
+
+
+def apply_event(projection: Projection, state: Any, event: RecordedEvent,
+                where: str | None = None) -> Any:
+    """The state after one event (``fold`` of a single event)."""
+    return next(fold(projection, state, (event,), where=where))[0]
 
 
 class Projector:
@@ -180,23 +213,18 @@ class Projector:
             return applied
 
     def _fold(self, events: Iterable[RecordedEvent], head: int) -> int:
-        apply = self.projection.apply
         every = self.checkpoint_every if self.name is not None else 0
         state, last, applied = self.state, self.position, 0
-        for event in events:
-            if event.position > head:
-                break
-            try:
-                state = apply(state, event)
-            except Exception as exc:
-                self.state, self.position = state, last
-                raise apply_error(self._where, exc, event) from exc
-            last = event.position
-            applied += 1
-            if every and applied % every == 0:
-                self.state, self.position = state, last
-                self.checkpoint()
-        self.state, self.position = state, last
+        try:
+            for state, event in fold(self.projection, self.state, events,
+                                     until=head, where=self._where):
+                last = event.position
+                applied += 1
+                if every and applied % every == 0:
+                    self.state, self.position = state, last
+                    self.checkpoint()
+        finally:   # after a failure too: the state after the last good event
+            self.state, self.position = state, last
         return applied
 
     def rebuild(self) -> int:
@@ -233,10 +261,10 @@ class Projector:
                 return  # a run() got there first
             if self._types is None or event.type in self._types:
                 try:
-                    self.state = self.projection.apply(self.state, event)
-                except Exception as exc:
+                    self.state = apply_event(self.projection, self.state, event, self._where)
+                except ApplyError:
                     self._failed = True
-                    raise apply_error(self._where, exc, event) from exc
+                    raise
             self.position = event.position
             self._dirty += 1
 
@@ -268,34 +296,7 @@ class Projector:
 
     def _dump(self) -> str:
         what = f"state of projector {self.name!r} ({self.projection.name})"
-        if self.projection.state_type is None:
-            self._check_keys(what)
-        try:
-            plain = to_builtins(self.state)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise SerializationError(f"{what} cannot be stored as JSON: {exc}") from exc
-        return dumps(plain, what)
-
-    def _check_keys(self, what: str) -> None:
-        """Refuse dict keys JSON would turn into text, when nothing says how to turn
-        them back (a dict state and the dicts directly inside it are checked)."""
-        state = self.state
-        if not isinstance(state, dict):
-            return
-        found = next((k for k in state if not isinstance(k, str)), None)
-        if found is None:
-            for value in state.values():
-                if isinstance(value, dict):
-                    found = next((k for k in value if not isinstance(k, str)), None)
-                    if found is not None:
-                        break
-        if found is not None:
-            kind = type(found).__name__
-            raise SerializationError(
-                f"{what} has a {kind} dict key ({found!r}); JSON would bring it back as "
-                f"text, so the resumed state would mix key types. Set state_type = "
-                f"dict[{kind}, ...] on {self.projection.name} (e.g. dict[{kind}, float]) "
-                "or use str keys")
+        return encode_state(self.state, what, check_keys=self.projection.state_type is None)
 
     def _restore(self, text: str) -> Any:
         target = self.projection.state_type
@@ -303,9 +304,8 @@ class Projector:
             kind = type(self.state)
             target = kind if dataclasses.is_dataclass(kind) else None
         try:
-            data = loads(text)
-            return data if target is None else msgspec.convert(data, target, strict=False)
-        except (msgspec.MsgspecError, TypeError, ValueError) as exc:
+            return decode_state(text, target)
+        except SerializationError as exc:
             raise SerializationError(
                 f"the stored state of projector {self.name!r} does not fit "
                 f"{self.projection.name}: {exc}; call rebuild() to start over") from exc
@@ -341,16 +341,11 @@ def project_history(store: EventStore, projection: Projection, every: int = 1, *
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise InvalidInputError(f"every must be a positive int, got {every!r}")
     types = type_names(store, projection.types)
-    state, applied, position = projection.initial_state(), 0, 0
+    start = state = projection.initial_state()
+    applied = position = 0
     rows = [{"position": 0, "events": 0, **state_record(state)}]
-    apply, where = projection.apply, f"{projection.name}.apply"
-    for event in store.read_all(1, types=None if types is None else sorted(types)):
-        if until is not None and event.position > until:
-            break
-        try:
-            state = apply(state, event)
-        except Exception as exc:
-            raise apply_error(where, exc, event) from exc
+    events = store.read_all(1, types=None if types is None else sorted(types))
+    for state, event in fold(projection, start, events, until=until):
         applied, position = applied + 1, event.position
         if applied % every == 0:
             rows.append({"position": position, "events": applied, **state_record(state)})
@@ -359,5 +354,5 @@ def project_history(store: EventStore, projection: Projection, every: int = 1, *
     return pd.DataFrame(rows)
 
 
-__all__ = ["Projection", "Projector", "SqlProjection", "apply_error", "project_history",
-           "type_names"]
+__all__ = ["Projection", "Projector", "SqlProjection", "apply_error", "apply_event", "fold",
+           "project_history", "type_names"]

@@ -15,15 +15,12 @@ Optional snapshots every N events make a cold load of a long stream cheap.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import OrderedDict
 from typing import Any
 
-import msgspec
-
 from .aggregate import Aggregate, AggregateRoot
-from .errors import ApplyError, ConcurrencyError, EventlabError
-from .events import dumps, loads, to_builtins
+from .errors import ApplyError, ConcurrencyError, SerializationError
+from .statecodec import decode_state, encode_state
 from .store.base import EventStore
 from .store.rows import check_position
 
@@ -94,7 +91,7 @@ class Repository:
         self._remember(root.id, version, root.state)
         if self.snapshot_every and version // self.snapshot_every > before // self.snapshot_every:
             self.store.save_snapshot(root.id, self.snapshot_key, version,
-                                     dumps(to_builtins(root.state), "aggregate state"))
+                                     encode_state(root.state, "aggregate state"))
         return version
 
     def execute(self, stream_id: str, command: Any, retries: int = 0,
@@ -116,7 +113,7 @@ class Repository:
         """Store a snapshot of the stream's current state now; return its version."""
         root = self.get(stream_id)
         self.store.save_snapshot(stream_id, self.snapshot_key, root.version,
-                                 dumps(to_builtins(root.state), "aggregate state"))
+                                 encode_state(root.state, "aggregate state"))
         return root.version
 
     def forget(self, stream_id: str | None = None) -> None:
@@ -149,13 +146,7 @@ class Repository:
             return None
         version, text = found
         try:
-            data = loads(text)
-            if self._state_type in (dict, list, int, float, str, type(None)):
-                return version, data
-            if dataclasses.is_dataclass(self._state_type) and set(data) != {
-                    f.name for f in dataclasses.fields(self._state_type)}:
-                return None  # written for another shape of the state
-            return version, msgspec.convert(data, self._state_type)
-        except (msgspec.MsgspecError, TypeError, ValueError, EventlabError):
+            return version, decode_state(text, self._state_type)
+        except SerializationError:
             return None  # a snapshot of an older state shape: replay instead
 

@@ -14,7 +14,10 @@ one, in one of two ways:
   ``"max"``, ``"last"``, ``"first"``): cheapest, for additive aggregates.
 
 Without ``key`` every refresh recomputes the whole table. The table and the
-projection's checkpoint change in one transaction. DuckDB stores only.
+projection's checkpoint change in one transaction (a ``store.sql_session()``),
+on every store: a DuckDB store keeps the table in its own database, next to
+the log; other stores keep it in their local DuckDB mirror of the log, for as
+long as the store object lives.
 
 >>> import eventlab as el
 >>> from eventlab.examples.bank import Deposited
@@ -35,15 +38,14 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import duckdb
-
 from .errors import EventlabError, InvalidInputError
-from .store.duckdb import DuckDBEventStore
 from .store.names import check_user_table, quote
+from .store.sqlsession import SqlError, SqlSession
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .store.base import EventStore
     from .store.subscription import Subscription
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -67,14 +69,10 @@ class SqlProjection:
     it from scratch; ``follow()`` refreshes after every append.
     """
 
-    def __init__(self, store: DuckDBEventStore, name: str, query: str,
+    def __init__(self, store: EventStore, name: str, query: str,
                  key: str | Sequence[str] | None = None, *,
                  key_expr: Mapping[str, str] | None = None,
                  combine: Mapping[str, str] | None = None) -> None:
-        if not isinstance(store, DuckDBEventStore):
-            raise EventlabError(
-                f"SqlProjection runs SQL inside DuckDB: it needs a DuckDB store (el.connect()), "
-                f"not {type(store).__name__}; use an el.Projector for other stores")
         if not isinstance(name, str) or not _IDENTIFIER.match(name):
             raise InvalidInputError(
                 f"a SQL projection name must be a plain identifier (letters, digits, _), "
@@ -109,8 +107,8 @@ class SqlProjection:
     @property
     def position(self) -> int:
         """The last log position the table reflects (0 before the first refresh)."""
-        found = self.store.load_checkpoint(self.checkpoint_name)
-        return found[0] if found else 0
+        with self.store.sql_session() as session:
+            return session.checkpoint(self.checkpoint_name) or 0
 
     # -- refreshing --------------------------------------------------------------------
 
@@ -123,42 +121,39 @@ class SqlProjection:
         return self._refresh(rebuild=True)
 
     def _refresh(self, rebuild: bool) -> int:
-        store = self.store
-        db = store._writer()
-        with store._state.lock:  # no append lands while the table catches up
-            head = store.head()
-            found = store.load_checkpoint(self.checkpoint_name)
-            # Once this object has refreshed, the table is known to exist: skip a query.
-            exists = self._ready or self._table_exists()
-            if exists and found is None:
-                raise EventlabError(
-                    f"a table named {self.table!r} already exists and is not the SQL "
-                    f"projection's; choose another name")
-            full = rebuild or found is None or not exists
-            last = 0 if full else found[0]
-            if not full and head <= last:
-                return 0
-            db.execute("begin")
-            try:
-                if full:
-                    self._build(db, head)
-                elif self.combine:
-                    self._merge(db, last, head)
-                elif self.keys:
-                    self._recompute(db, last, head)
-                else:
-                    self._replace(db, head)
-                store.save_checkpoint(self.checkpoint_name, head, None, reset=full)
-                db.execute("commit")
-                self._ready = True
-            except duckdb.Error as exc:
-                db.execute("rollback")
-                self._ready = False
-                raise EventlabError(f"SQL projection {self.name!r}: {exc}") from exc
-            except BaseException:
-                db.execute("rollback")
-                raise
-            return head - last
+        try:
+            with self.store.sql_session() as session:  # no append lands meanwhile
+                return self._catch_up(session, rebuild)
+        except SqlError as exc:
+            self._ready = False
+            raise EventlabError(f"SQL projection {self.name!r}: {exc}") from exc
+        except BaseException:
+            self._ready = False
+            raise
+
+    def _catch_up(self, session: SqlSession, rebuild: bool) -> int:
+        head, last = session.head, session.checkpoint(self.checkpoint_name)
+        # Once this object has refreshed, the table is known to exist: skip a query.
+        exists = self._ready or session.has_table(self.table)
+        if exists and last is None:
+            raise EventlabError(
+                f"a table named {self.table!r} already exists and is not the SQL "
+                f"projection's; choose another name")
+        full = rebuild or last is None or not exists
+        last = 0 if full or last is None else last
+        if not full and head <= last:
+            return 0
+        if full:
+            self._build(session, head)
+        elif self.combine:
+            self._merge(session, last, head)
+        elif self.keys:
+            self._recompute(session, last, head)
+        else:
+            self._replace(session, head)
+        session.save_checkpoint(self.checkpoint_name, head, reset=full)
+        self._ready = True
+        return head - last
 
     def _over(self, where: str) -> str:
         """The user's query with ``events`` narrowed to the rows matching ``where``."""
@@ -168,10 +163,10 @@ class SqlProjection:
             return f"with {match.group(1) or ''}{source}, {self.query[match.end():]}"
         return f"with {source} {self.query}"
 
-    def _build(self, db: duckdb.DuckDBPyConnection, head: int) -> None:
+    def _build(self, session: SqlSession, head: int) -> None:
         table = quote(self.table)
-        db.execute(f"create or replace table {table} as {self._over(f'position <= {head}')}")
-        columns = [r[0] for r in db.execute(f"describe {table}").fetchall()]
+        session.execute(f"create or replace table {table} as {self._over(f'position <= {head}')}")
+        columns = [r[0] for r in session.execute(f"describe {table}")]
         missing = [k for k in self.keys if k not in columns]
         if missing:
             raise InvalidInputError(
@@ -194,45 +189,39 @@ class SqlProjection:
                             for i, k in enumerate(self.keys))
         return f"exists (select 1 from {affected} a where {same})"
 
-    def _recompute(self, db: duckdb.DuckDBPyConnection, last: int, head: int) -> None:
+    def _recompute(self, session: SqlSession, last: int, head: int) -> None:
         table, affected = quote(self.table), quote(f"_eventlab_{self.name}_keys")
         picks = ", ".join(f"{self.key_expr[k]} as k{i}" for i, k in enumerate(self.keys))
-        db.execute(f"create or replace temp table {affected} as select distinct {picks} "
+        session.execute(f"create or replace temp table {affected} as select distinct {picks} "
                    f"from main.events where position > {last} and position <= {head}")
         own = {k: f"t.{quote(k)}" for k in self.keys}
-        db.execute(f"delete from {table} t where {self._among(affected, own)}")
+        session.execute(f"delete from {table} t where {self._among(affected, own)}")
         where = f"position <= {head} and {self._among(affected, self.key_expr)}"
-        db.execute(f"insert into {table} by name {self._over(where)}")
+        session.execute(f"insert into {table} by name {self._over(where)}")
 
-    def _merge(self, db: duckdb.DuckDBPyConnection, last: int, head: int) -> None:
+    def _merge(self, session: SqlSession, last: int, head: int) -> None:
         table, delta = quote(self.table), quote(f"_eventlab_{self.name}_delta")
-        db.execute(f"create or replace temp table {delta} as "
+        session.execute(f"create or replace temp table {delta} as "
                    f"{self._over(f'position > {last} and position <= {head}')}")
         same = " and ".join(f"t.{quote(k)} is not distinct from d.{quote(k)}"
                             for k in self.keys)
         sets = ", ".join(f"{quote(c)} = " + _MERGE[how].format(c=quote(c))
                          for c, how in self.combine.items())
-        db.execute(f"update {table} t set {sets} from {delta} d where {same}")
-        db.execute(f"insert into {table} by name select d.* from {delta} d where not exists "
+        session.execute(f"update {table} t set {sets} from {delta} d where {same}")
+        session.execute(f"insert into {table} by name select d.* from {delta} d where not exists "
                    f"(select 1 from {table} t where {same})")
 
-    def _replace(self, db: duckdb.DuckDBPyConnection, head: int) -> None:
+    def _replace(self, session: SqlSession, head: int) -> None:
         table = quote(self.table)
-        db.execute(f"delete from {table}")
-        db.execute(f"insert into {table} by name {self._over(f'position <= {head}')}")
-
-    def _table_exists(self) -> bool:
-        return bool(self.store.connection.execute(
-            "select 1 from information_schema.tables where lower(table_name) = lower(?) "
-            "and table_schema = 'main'", [self.table]).fetchall())
+        session.execute(f"delete from {table}")
+        session.execute(f"insert into {table} by name {self._over(f'position <= {head}')}")
 
     # -- reading -----------------------------------------------------------------------
 
     def df(self) -> pd.DataFrame:
         """The table as a DataFrame (ordered by the key columns when there are some)."""
         order = (" order by " + ", ".join(quote(k) for k in self.keys)) if self.keys else ""
-        return self.store.connection.sql(
-            f"select * from {quote(self.table)}{order}").to_arrow_table().to_pandas()
+        return self.store.sql(f"select * from {quote(self.table)}{order}")
 
     def follow(self, poll_interval: float | None = 0.5) -> Subscription:
         """Refresh now, then after every append (in a background thread); close() to stop."""

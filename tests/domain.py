@@ -26,3 +26,16 @@ class Unstorable:
 
 
 el.register(Noted, Counted, Unstorable)
+
+
+class Tally(el.Aggregate):
+    """Adds up ``Counted.n``: a small aggregate for store tests."""
+
+    def initial_state(self) -> int:
+        return 0
+
+    def apply(self, state: int, event: Counted) -> int:
+        return state + event.n
+
+    def handle(self, state: int, command: int) -> list[Counted]:
+        return [Counted(command)]

@@ -261,3 +261,172 @@ class StoreContract:
         assert store.load_checkpoint("p") == (0, None)
 
 
+    def test_a_delete_drops_the_streams_snapshots(self, store):
+        store.append("s", [Noted("a")])
+        store.save_snapshot("s", "k", 1, "{}")
+        store.delete_stream("s")
+        assert store.load_snapshot("s", "k") is None
+
+    # -- batches -------------------------------------------------------------------------
+
+    def test_append_batch_continues_each_stream_in_row_order(self, store):
+        import pandas as pd
+
+        store.append("a", [Noted("first")])
+        rows = pd.DataFrame({"stream_id": ["a", "b", "a", "b"], "type": "Noted",
+                             "data": [{"text": t} for t in "wxyz"]})
+        assert store.append_batch(rows) == 4
+        assert [(e.position, e.stream_id, e.version, e.data) for e in store.read_all()] == [
+            (1, "a", 1, Noted("first")), (2, "a", 2, Noted("w")), (3, "b", 1, Noted("x")),
+            (4, "a", 3, Noted("y")), (5, "b", 2, Noted("z"))]
+        assert store.stream_version("a") == 3 and store.head() == 5
+
+    def test_append_batch_is_all_or_nothing(self, store):
+        import pandas as pd
+
+        bad = pd.DataFrame({"stream_id": ["a", "b", ""], "type": "T",
+                            "data": ['{"n": 1}', '{"n": 2}', '{"n": 3}']})
+        with pytest.raises(el.InvalidInputError, match="row 3"):
+            store.append_batch(bad)
+        assert store.head() == 0 and list(store.read_all()) == []
+
+    def test_append_batch_again_with_its_ids_is_a_no_op(self, store):
+        import pandas as pd
+
+        ids = [str(uuid.uuid4()) for _ in range(3)]
+        rows = pd.DataFrame({"stream_id": ["a", "a", "b"], "type": "T",
+                             "data": ['{"n": 1}', '{"n": 2}', '{"n": 3}'], "event_id": ids})
+        store.append_batch(rows)
+        store.append_batch(rows)
+        assert store.head() == 3
+        assert [str(e.event_id) for e in store.read_all()] == ids
+        elsewhere = rows.assign(stream_id=["c", "c", "c"])
+        with pytest.raises(el.InvalidInputError, match="already stored in stream 'a'"):
+            store.append_batch(elsewhere)
+        assert store.head() == 3
+
+    # -- the log as Arrow ----------------------------------------------------------------
+
+    def test_read_arrow_gives_the_stored_rows_in_a_range(self, store):
+        store.append("a", [Noted("1"), Noted("2")], metadata={"who": "ada"})
+        store.append("b", [Counted(3)])
+        store.append("a", [Noted("4")])
+        table = store.read_arrow()
+        assert table.column_names == ["position", "stream_id", "version", "type", "data",
+                                      "metadata", "event_id", "recorded_at", "schema_version"]
+        rows = [(e.position, e.stream_id, e.version, e.type, str(e.event_id), e.recorded_at)
+                for e in store.read_all()]
+        assert list(zip(*(table.column(n).to_pylist() for n in (
+            "position", "stream_id", "version", "type", "event_id", "recorded_at")))) == rows
+        assert table.column("metadata").to_pylist()[0] == '{"who":"ada"}'
+        assert store.read_arrow(2, 3).column("position").to_pylist() == [2, 3]
+        assert store.read_arrow(stream_id="a").column("version").to_pylist() == [1, 2, 3]
+        assert store.read_arrow(types=["Counted"]).column("data").to_pylist() == [
+            '{"n":3,"tags":[]}']
+        assert store.read_arrow(9).num_rows == 0
+
+    def test_sql_and_frames_see_every_write_and_delete(self, store):
+        store.append("a", [Noted("1")])
+        assert store.sql("select count(*) as n from events").n.tolist() == [1]
+        store.append("b", [Noted("2"), Noted("3")])
+        assert store.sql("select count(*) as n from events").n.tolist() == [3]
+        store.delete_stream("a")
+        assert store.sql("select stream_id from events").stream_id.tolist() == ["b", "b"]
+        assert store.to_df(stream_id="b").text.tolist() == ["2", "3"]
+
+    # -- threads and the three rules -----------------------------------------------------
+
+    def test_threads_writing_one_stream_lose_and_duplicate_nothing(self, store):
+        """Writers racing on a shared stream (retrying conflicts) and on their own ones."""
+        import threading
+
+        acknowledged: list[str] = []
+        lock = threading.Lock()
+
+        def writer(n: int) -> None:
+            for i in range(25):
+                text = f"w{n}-{i}"
+                while True:
+                    version = store.stream_version("shared")
+                    try:
+                        store.append("shared", [Noted(text)], expected_version=version)
+                        break
+                    except el.ConcurrencyError:
+                        continue
+                store.append(f"own-{n}", [Noted(text)])
+                with lock:
+                    acknowledged.append(text)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        shared = list(store.read_stream("shared"))
+        assert sorted(e.data.text for e in shared) == sorted(acknowledged)
+        assert [e.version for e in shared] == list(range(1, 101))
+        log = list(store.read_all())
+        assert [e.position for e in log] == list(range(1, 201))
+        assert store.head() == 200
+
+    def test_rule_1_a_repeated_reader_never_skips(self, store):
+        import threading
+
+        def writer(n: int) -> None:
+            for i in range(60):
+                store.append(f"s-{n}", [Noted(str(i))] * (1 + i % 3))
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+        for t in threads:
+            t.start()
+        seen: list[int] = []
+        while any(t.is_alive() for t in threads):
+            seen += [e.position for e in store.read_all(from_position=len(seen) + 1)]
+        for t in threads:
+            t.join()
+        seen += [e.position for e in store.read_all(from_position=len(seen) + 1)]
+        assert store.head() == 3 * sum(1 + i % 3 for i in range(60))
+        assert seen == list(range(1, store.head() + 1))
+
+    def other_handle(self, store, tmp_path) -> el.EventStore:
+        """A second store object on the same log, where the store kind has one."""
+        return store
+
+    def test_rule_2_a_delete_is_seen_by_every_handle(self, store, tmp_path):
+        from domain import Tally
+
+        other = self.other_handle(store, tmp_path)
+        store.append("t-1", [Counted(1), Counted(2)])
+        repo = el.Repository(other, Tally())
+        assert repo.get("t-1").state == 3 and other.stream_version("t-1") == 2
+        store.delete_stream("t-1")
+        assert other.stream_version("t-1") == 0
+        assert repo.get("t-1").version == 0
+        other.append("t-1", [Counted(5)], expected_version=el.NO_STREAM)
+        assert repo.get("t-1").state == 5
+        assert other.sql("select count(*) as n from events").n.tolist() == [1]
+
+    def test_rule_3_a_closed_store_refuses_reads_and_writes(self, store):
+        import pandas as pd
+
+        store.append("s", [Noted("a"), Noted("b")])
+        half_read = store.read_all()
+        next(half_read)
+        store.close()
+        refused = [
+            lambda: store.append("s", [Noted("c")]),
+            lambda: store.append_batch(pd.DataFrame(
+                {"stream_id": ["s"], "type": ["T"], "data": ["{}"]})),
+            lambda: list(store.read_stream("s")), lambda: list(store.read_all()),
+            lambda: next(half_read), lambda: store.read_arrow(), lambda: store.head(),
+            lambda: store.stream_version("s"), lambda: store.stream_ids(),
+            lambda: store.delete_stream("s"), lambda: store.to_df(),
+            lambda: store.sql("select 1"), lambda: store.save_snapshot("s", "k", 1, "{}"),
+            lambda: store.load_snapshot("s", "k"), lambda: store.save_checkpoint("p", 1, None),
+            lambda: store.load_checkpoint("p"), lambda: store.locate([uuid.uuid4()]),
+        ]
+        for number, call in enumerate(refused):
+            with pytest.raises(el.StoreClosedError):
+                call()
+                pytest.fail(f"call #{number} did not refuse")
+        store.close()   # twice is harmless

@@ -207,8 +207,9 @@ def test_arrow_and_duckdb_flattening_agree():
 
     store = el.datasets.orders(n_orders=30, seed=2)
     store.append("odd", [el.NewEvent({"nested": {"deep": {"x": 1}}, "tags": ["a"]}, type="Odd")])
-    with frames.connection(store) as con:
-        by_arrow = frames._flatten_in_arrow(con, "", [])
+    log = store.read_arrow()
+    by_arrow = frames._flatten_in_arrow(log)
+    with frames.over_arrow(log) as con:
         by_duckdb = con.sql(frames.flat_select(con)).to_arrow_table()
     assert by_arrow is not None, "these payloads fit Arrow's JSON reader"
     assert sorted(by_arrow.column_names) == sorted(by_duckdb.column_names)

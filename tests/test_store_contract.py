@@ -21,6 +21,9 @@ class TestDuckDBFileStore(StoreContract):
     def make_store(self, tmp_path):
         return el.connect(tmp_path / "events.duckdb")
 
+    def other_handle(self, store, tmp_path):
+        return el.connect(tmp_path / "events.duckdb")
+
     def test_reopened_file_reads_everything(self, tmp_path):
         path = tmp_path / "events.duckdb"
         with el.connect(path) as store:

@@ -33,19 +33,12 @@ from matplotlib.animation import FuncAnimation
 
 from ..envelope import RecordedEvent
 from ..errors import InvalidInputError
-from ..projection import apply_error, type_names
+from ..projection import apply_event, fold, type_names
 from ..store.base import EventStore
 from .render import ChartFigure, figure_png, png_img
 from .view import View
 
 Plot = Callable[[Any, Any], Any]
-
-
-def _apply(projection: Any, state: Any, event: RecordedEvent) -> Any:
-    try:
-        return projection.apply(state, event)
-    except Exception as exc:
-        raise apply_error(f"{type(projection).__name__}.apply", exc, event) from exc
 
 
 def _types(store: EventStore, projection: Any, types: list[str] | None) -> list[str] | None:
@@ -141,7 +134,8 @@ class ProjectionChart(View):
         return applied
 
     def _apply_one(self, event: RecordedEvent) -> None:
-        self.state = _apply(self.projection, self.state, event)
+        self.state = apply_event(self.projection, self.state, event,
+                                 f"{type(self.projection).__name__}.apply")
         self.position = event.position
         self.count += 1
 
@@ -226,10 +220,11 @@ def animate_projection(store: EventStore, projection: Any, plot: Plot, *, every:
     fig = ChartFigure(figsize=figsize)
 
     def states() -> Iterator[tuple[Any, int, int]]:
-        state, count, position = projection.initial_state(), 0, 0
+        start = state = projection.initial_state()
+        count = position = 0
         yield state, position, count
-        for event in store.read_all(types=types):
-            state = _apply(projection, state, event)
+        for state, event in fold(projection, start, store.read_all(types=types),
+                                 where=f"{type(projection).__name__}.apply"):
             count, position = count + 1, event.position
             if count % every == 0:
                 yield state, position, count

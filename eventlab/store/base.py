@@ -53,10 +53,12 @@ from ..events import (
     json_encoder,
     loads,
 )
+from .records import Records
 from .rows import (
     Expected,
     Pending,
     Row,
+    StreamMoved,
     check_expected,
     check_metadata,
     check_position,
@@ -71,10 +73,26 @@ from .rows import (
 
 log = logging.getLogger("eventlab.store")
 
-class EventStore(ABC):
-    """The contract shared by ``DuckDBEventStore`` and ``InMemoryEventStore``.
+class EventStore(Records, ABC):
+    """The contract every store keeps; a backend is rows in, rows out, atomically.
 
-    What every store keeps, whatever holds the rows:
+    This class is the write loop (``append``, ``append_batch``: checks,
+    expected versions, idempotent ids, listeners after commit), the decoding of
+    rows, and the argument checks. A backend supplies the hooks at the end:
+    ``_writing``, ``_versions``, ``_find_ids``, ``_insert``, the reads (rows and
+    Arrow), ``_delete``, and the snapshot and checkpoint hooks of ``Records``.
+
+    The rules every backend keeps (the contract suite checks each):
+
+    1. a reader that reads ``read_all(from_position=p)`` again and again never
+       skips an event, even while other writers commit: a position is readable
+       only once every position below it that will ever exist is;
+    2. a delete is seen by every cache of the log (version caches, mirrors,
+       repositories keyed by ``generation``), in every process that holds one;
+    3. ``close()`` releases the database at once, and a closed store refuses
+       both reads and writes.
+
+    And what it keeps for every value, whatever holds the rows:
 
     * a raising ``append`` wrote nothing; a returning one is durable, and what
       listeners do afterwards can no longer make it raise;
@@ -187,45 +205,87 @@ class EventStore(ABC):
         ``metadata``, ``event_id``, ``recorded_at``. Rows of one stream keep their
         order. All or nothing; returns how many events were written.
         """
-        from .batches import batch_groups  # pandas and pyarrow only when used
+        from .batches import batch_groups, batch_table  # pandas and pyarrow only when used
 
         self._check_open()
-        groups = batch_groups(rows)
-        if not groups:
+        table = batch_table(rows)
+        if table.num_rows == 0:
             return 0
-        self._write([(sid, ANY, batch) for sid, batch in groups])
-        return sum(len(batch) for _, batch in groups)
+        ids = table.column("event_id").drop_null().to_pylist()
+        with self._writing():
+            self._check_open()
+            if not (ids and self._find_ids(ids)):
+                head = self._insert_table(table)
+                ids = None
+        if ids is None:
+            self._notify(head)
+        else:   # some rows were stored before: the per-event path treats them as retries
+            self._write([(sid, ANY, batch) for sid, batch in batch_groups(table)])
+        return table.num_rows
+
+    def _write(self, groups: list[tuple[str, Expected, list[Pending]]]) -> list[int]:
+        """The one write loop: check every group against its stream, then insert them
+        all at once through the backend's ``_insert``; return each stream's new version.
+
+        A batch whose event ids are all stored in place is a retry and writes
+        nothing; a stream that moves between the check and the insert (another
+        process got there first) is a ``ConcurrencyError``.
+        """
+        ids = [p.event_id for _, _, batch in groups for p in batch if p.event_id is not None]
+        with self._writing():
+            self._check_open()
+            versions = self._versions(list(dict.fromkeys(sid for sid, _, _ in groups)))
+            found = self._find_ids(ids) if ids else {}
+            results, plan, expectations = [], [], []
+            for stream_id, expected, batch in groups:
+                actual = versions[stream_id]
+                retry = self._resolve(stream_id, expected, actual, batch, found)
+                if retry is not None or not batch:
+                    results.append(actual if retry is None else retry)
+                    continue
+                versions[stream_id] = actual + len(batch)
+                results.append(actual + len(batch))
+                plan.append((stream_id, actual, batch))
+                expectations.append(expected)
+            if not plan:
+                return results
+            try:
+                head = self._insert(plan)
+            except StreamMoved as moved:
+                now = self._versions([sid for sid, _, _ in plan])
+                for (stream_id, actual, _), expected in zip(plan, expectations, strict=True):
+                    if now[stream_id] != actual:
+                        raise ConcurrencyError(stream_id, expected, now[stream_id]) from moved
+                raise ConcurrencyError(plan[0][0], expectations[0], now[plan[0][0]]) from moved
+        self._notify(head)
+        return results
 
     def _resolve(self, stream_id: str, expected: Expected, actual: int,
-                 batch: Sequence[Pending],
-                 found: dict[str, tuple[str, int]] | None = None) -> int | None:
+                 batch: Sequence[Pending], found: dict[str, tuple[str, int]]) -> int | None:
         """Check an append against the stream; return a version if it is a retry.
 
         Returns ``None`` when the batch must be written, or the version the
         stream already reached if every event id is already stored in place.
-        ``found`` may give where the batch's ids are stored (``_find_ids``).
+        ``found`` says where the batch's ids are stored (``_find_ids``).
         An id stored in another stream is refused: ids are unique in the log.
         """
         ids = [p.event_id for p in batch if p.event_id is not None]
-        if ids:
-            if found is None:
-                found = self._find_ids(ids)
-            if any(i in found for i in ids):
-                versions = []
-                for number, p in enumerate(batch, start=1):
-                    where = found.get(p.event_id) if p.event_id is not None else None
-                    if where is not None and where[0] != stream_id:
-                        raise InvalidInputError(
-                            f"event #{number} of the batch: event_id {p.event_id} is already "
-                            f"stored in stream {where[0]!r} (version {where[1]}); an event id "
-                            "names one event in the whole log")
-                    versions.append(None if where is None else where[1])
-                first = versions[0]
-                in_place = first is not None and versions == list(
-                    range(first, first + len(batch)))
-                if in_place and expectation_met(expected, first - 1):
-                    return versions[-1]
-                raise ConcurrencyError(stream_id, expected, actual)
+        if ids and any(i in found for i in ids):
+            versions = []
+            for number, p in enumerate(batch, start=1):
+                where = found.get(p.event_id) if p.event_id is not None else None
+                if where is not None and where[0] != stream_id:
+                    raise InvalidInputError(
+                        f"event #{number} of the batch: event_id {p.event_id} is already "
+                        f"stored in stream {where[0]!r} (version {where[1]}); an event id "
+                        "names one event in the whole log")
+                versions.append(None if where is None else where[1])
+            first = versions[0]
+            in_place = first is not None and versions == list(
+                range(first, first + len(batch)))
+            if in_place and expectation_met(expected, first - 1):
+                return versions[-1]
+            raise ConcurrencyError(stream_id, expected, actual)
         if not expectation_met(expected, actual):
             raise ConcurrencyError(stream_id, expected, actual)
         return None
@@ -255,6 +315,28 @@ class EventStore(ABC):
             check_position("limit", limit)
         type_list = type_names(self.registry, types)
         return self._decode(self._read_all_rows(max(from_position, 1), limit, type_list))
+
+    def read_arrow(self, from_position: int = 1, to_position: int | None = None, *,
+                   stream_id: str | None = None, types: Iterable[Any] | None = None) -> Any:
+        """The stored rows from ``from_position`` to ``to_position`` (inclusive) as a
+        ``pyarrow.Table``: ``position, stream_id, version, type, data, metadata,
+        event_id, recorded_at, schema_version``, payloads as JSON text, in position
+        order. Each store reads it natively; frames, SQL and copies start from it.
+
+        >>> from eventlab import InMemoryEventStore, NewEvent
+        >>> store = InMemoryEventStore()
+        >>> _ = store.append("a-1", [NewEvent({"n": 1}, type="T")])
+        >>> store.read_arrow(stream_id="a-1").column("data").to_pylist()
+        ['{"n":1}']
+        """
+        self._check_open()
+        check_position("from_position", from_position)
+        if to_position is not None:
+            check_position("to_position", to_position)
+        if stream_id is not None:
+            check_stream_id(stream_id)
+        return self._read_arrow(max(from_position, 1), to_position, stream_id,
+                                type_names(self.registry, types))
 
     def _decode(self, rows: Iterable[tuple]) -> Iterator[RecordedEvent]:
         """Stored rows (in ``Row``'s field order) to ``RecordedEvent``: the read hot path."""
@@ -347,6 +429,12 @@ class EventStore(ABC):
 
         return export_parquet(self, path, partition_by, overwrite)
 
+    def sql_session(self) -> contextlib.AbstractContextManager[Any]:
+        """A ``SqlSession``: SQL over the log in one transaction, tables kept beside it
+        (what SQL projections are built on; see ``eventlab.store.sqlsession``)."""
+        self._check_open()
+        return self._sql_store()._session()
+
     # -- subscriptions ----------------------------------------------------------------
 
     def add_listener(self, callback: Callable[[int], None]) -> None:
@@ -375,20 +463,39 @@ class EventStore(ABC):
 
         return Subscription(self, handler, from_position=from_position, types=types)
 
-    # -- what subclasses provide ------------------------------------------------------
+    # -- what a backend provides: rows in, rows out --------------------------------------
 
     @abstractmethod
-    def _write(self, groups: list[tuple[str, Expected, list[Pending]]]) -> list[int]:
-        """Atomically append each group; return each stream's new version."""
+    def _writing(self) -> contextlib.AbstractContextManager[Any]:
+        """A block in which this process writes alone (a lock, a transaction): the
+        write loop checks versions and inserts inside it. Reentrant."""
 
     @abstractmethod
-    def _duckdb(self) -> contextlib.AbstractContextManager[Any]:
-        """A DuckDB cursor in which this store's log is the table ``eventlab_events``:
-        what frames, SQL and exports run on."""
+    def _versions(self, stream_ids: list[str]) -> dict[str, int]:
+        """Each stream's current version (0 when it has no events)."""
 
     @abstractmethod
     def _find_ids(self, event_ids: list[str]) -> dict[str, tuple[str, int]]:
         """Where those event ids are stored in the whole log: ``{id: (stream_id, version)}``."""
+
+    @abstractmethod
+    def _insert(self, plan: list[tuple[str, int, list[Pending]]]) -> int:
+        """Store each ``(stream_id, version before, events)`` at the next positions, all
+        or nothing; return the last position written. Raise ``StreamMoved`` when a
+        stream's version is no longer the one given (another writer got there first)."""
+
+    def _insert_table(self, table: Any) -> int:
+        """Store checked ``append_batch`` rows (none of their ids stored yet), positions
+        in row order; return the last position. Backends may do this in bulk."""
+        from .batches import batch_groups
+
+        groups = batch_groups(table)
+        versions = self._versions(list(dict.fromkeys(sid for sid, _ in groups)))
+        plan = []
+        for stream_id, batch in groups:
+            plan.append((stream_id, versions[stream_id], batch))
+            versions[stream_id] += len(batch)
+        return self._insert(plan)
 
     @abstractmethod
     def _read_stream_rows(self, stream_id: str, from_version: int,
@@ -399,6 +506,24 @@ class EventStore(ABC):
                        types: list[str] | None) -> Iterable[Row]: ...
 
     @abstractmethod
+    def _read_arrow(self, from_position: int, to_position: int | None,
+                    stream_id: str | None, types: list[str] | None) -> Any:
+        """Rows in that range as an Arrow table with ``LOG_SCHEMA``, in position order."""
+
+    @abstractmethod
+    def _delete(self, stream_id: str) -> int:
+        """Delete the stream's events and snapshots; bump ``generation``; return the count."""
+
+    @abstractmethod
+    def _sql_store(self) -> Any:
+        """A DuckDB store holding this log up to its head (the store itself, or a local
+        mirror brought up to date): what SQL, SQL projections and frames run in."""
+
+    def _duckdb(self) -> contextlib.AbstractContextManager[Any]:
+        """A DuckDB cursor in which this store's log is the table ``eventlab_events``."""
+        return self._sql_store()._duckdb()
+
+    @abstractmethod
     def stream_version(self, stream_id: str) -> int:
         """The version of the stream's last event (0 when it has none)."""
 
@@ -406,37 +531,23 @@ class EventStore(ABC):
     def head(self) -> int:
         """The last global position (0 when the log is empty)."""
 
-    #: Counts ``delete_stream`` calls in this process: a state cached under an older
-    #: generation may describe a stream that has since been deleted and rewritten.
-    generation: int = 0
-
-    @abstractmethod
-    def delete_stream(self, stream_id: str) -> int:
-        """Delete a stream's events for good; return how many were deleted."""
-
     @abstractmethod
     def stream_ids(self) -> list[str]:
         """Every stream id with at least one event, in order of first appearance."""
 
-    @abstractmethod
-    def save_snapshot(self, stream_id: str, key: str, version: int, state: str) -> None:
-        """Keep an aggregate's state (JSON text) at a version."""
+    #: Counts ``delete_stream`` calls on this log: a state cached under an older
+    #: generation may describe a stream that has since been deleted and rewritten.
+    generation: int = 0
 
-    @abstractmethod
-    def load_snapshot(self, stream_id: str, key: str) -> tuple[int, str] | None:
-        """The latest snapshot ``(version, state_json)`` for that stream and key."""
+    def delete_stream(self, stream_id: str) -> int:
+        """Delete a stream's events (and its snapshots) for good; return how many.
 
-    @abstractmethod
-    def load_checkpoint(self, name: str) -> tuple[int, str | None] | None:
-        """A named projector's stored ``(position, state_json)``, if any."""
-
-    @abstractmethod
-    def save_checkpoint(self, name: str, position: int, state: str | None,
-                        reset: bool = False) -> None:
-        """Store a projector's position and state together, atomically.
-
-        Checkpoints only move forward: an older position raises unless ``reset``.
+        Positions are never reused; caches keyed by ``generation`` see the delete.
         """
+        check_stream_id(stream_id)
+        with self._writing():
+            self._check_open()
+            return self._delete(stream_id)
 
     def close(self) -> None:
         """Release the store at once. Reads and writes raise ``StoreClosedError`` from now
@@ -448,7 +559,7 @@ class EventStore(ABC):
         self._release()
         self._notify(0)  # wakes subscriptions, which find the store closed and stop
 
-    def _release(self) -> None:  # noqa: B027  (stores with nothing to release keep this)
+    def _release(self) -> None:
         """Let go of what the store holds (connections, files)."""
 
     def __enter__(self) -> EventStore:

@@ -15,13 +15,14 @@ which makes an append one INSERT statement.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import chain, pairwise
 from typing import Any
@@ -31,7 +32,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import (
-    ConcurrencyError,
     EventlabError,
     InvalidInputError,
     ReadOnlyStoreError,
@@ -40,7 +40,7 @@ from ..errors import (
 )
 from .base import EventStore
 from .names import TABLE
-from .rows import MAX_INT, Expected, Pending, check_checkpoint_forward, check_stream_id
+from .rows import MAX_INT, Pending, Row, StreamMoved, check_stream_id
 
 _COLUMNS = ("position, stream_id, version, type, data, metadata, event_id, "
             "recorded_at, schema_version")
@@ -74,6 +74,7 @@ _SCHEMA = (
 SCHEMA_VERSION = "2"
 # what reads select: UUIDs as text and times as epoch microseconds, which Python
 # turns into objects many times faster than from DuckDB's or Arrow's own types
+_ARROW_COLUMNS = _COLUMNS.replace("event_id", "event_id::varchar as event_id")
 _FETCH_COLUMNS = _COLUMNS.replace("event_id", "event_id::varchar").replace(
     "recorded_at", "epoch_us(recorded_at)")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -85,6 +86,7 @@ _UTC = pa.timestamp("us", tz="+00:00")   # reads as datetime.timezone.utc
 # Within 2**32 seconds of 1970 (years 1833-2106) a float of seconds converts back to
 # the exact microsecond (checked on millions of values); outside it, it may not.
 _FLOAT_EXACT_US = 2**32 * 10**6
+_row = functools.partial(tuple.__new__, Row)   # a Row from a tuple, in C
 
 
 class _FileState:
@@ -263,82 +265,67 @@ class DuckDBEventStore(EventStore):
 
     # -- writing ----------------------------------------------------------------------
 
-    def _write(self, groups: list[tuple[str, Expected, list[Pending]]]) -> list[int]:
-        db = self._writer()
-        state = self._state
-        with state.lock:
-            results, plan = [], []
-            planned: dict[str, int] = {}
-            if len(groups) > 1:  # many streams: one query for all their versions
-                self._cache_versions([stream_id for stream_id, _, _ in groups])
-            ids = [p.event_id for _, _, batch in groups for p in batch if p.event_id]
-            found = self._find_ids(ids) if ids else {}
-            for stream_id, expected, batch in groups:
-                actual = planned[stream_id] if stream_id in planned else self._version(stream_id)
-                retry = self._resolve(stream_id, expected, actual, batch, found)
-                if retry is not None or not batch:
-                    results.append(actual if retry is None else retry)
-                    continue
-                planned[stream_id] = actual + len(batch)
-                results.append(actual + len(batch))
-                plan.append((stream_id, expected, actual, batch))
-            if not plan:
-                return results
-            position = state.head + sum(len(batch) for *_, batch in plan)
-            try:
-                self._insert(db, state.head, [(s, a, b) for s, _, a, b in plan])
-            except (duckdb.ConstraintException, duckdb.TransactionException) as exc:
-                # Someone got there first (another store object on this file bypassing
-                # the cache cannot exist, but be safe): report the stream that moved.
-                state.versions.clear()
-                for stream_id, expected, actual, _ in plan:
-                    now = self._version(stream_id)
-                    if now != actual:
-                        raise ConcurrencyError(stream_id, expected, now) from exc
-                stream_id, expected, _, _ = plan[0]
-                raise ConcurrencyError(stream_id, expected, self._version(stream_id)) from exc
-            state.versions.update(planned)
-            state.head = position
-        self._notify(position)
-        return results
-
-    @staticmethod
-    def _insert(db: duckdb.DuckDBPyConnection, head: int,
-                plan: list[tuple[str, int, list[Pending]]]) -> None:
-        """Insert each ``(stream_id, version before, events)`` in one statement."""
-        count = sum(len(batch) for _, _, batch in plan)
-        if count <= _MAX_VALUES_ROWS:
-            params: list[Any] = []
-            position = head
-            for stream_id, version, batch in plan:
-                for p in batch:
-                    position += 1
-                    version += 1
-                    params += (position, stream_id, version, p.type, p.data, p.metadata,
-                               p.event_id, p.recorded_at, p.schema)
-            values = ", ".join([_ROW_PARAMS] * count)
-            db.execute(f"insert into {TABLE} ({_COLUMNS}) values {values}", params).fetchall()
-            return
-        db.register("_eventlab_batch", _arrow_batch(head, plan, count))
-        try:
-            db.execute(f"insert into {TABLE} ({_COLUMNS}) select position, stream_id, "
-                       "version, type, data, metadata, coalesce(event_id::uuid, uuid()), "
-                       "recorded_at, schema_version from _eventlab_batch").fetchall()
-        finally:
-            db.unregister("_eventlab_batch")
-
-    def copy_rows(self, rows: Iterable[tuple]) -> None:
-        """Insert stored rows of another store as they are, positions included."""
-        columns = list(zip(*rows, strict=True))
-        if not columns:
-            return
-        kinds = (pa.int64(), pa.string(), pa.int64(), pa.string(), pa.string(), pa.string(),
-                 pa.string(), _UTC, pa.int32())
-        names = [c.strip() for c in _COLUMNS.split(",")]
-        table = pa.table({n: pa.array(c, k) for n, c, k in zip(names, columns, kinds,
-                                                                 strict=True)})
-        db = self._writer()
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        self._writer()   # refuses a closed or read-only store
         with self._state.lock:
+            yield
+
+    def _versions(self, stream_ids: list[str]) -> dict[str, int]:
+        if len(stream_ids) == 1:
+            return {stream_ids[0]: self._version(stream_ids[0])}
+        self._cache_versions(stream_ids)   # many streams: one query for all of them
+        versions = self._state.versions
+        return {s: versions[s] for s in stream_ids}
+
+    def _insert(self, plan: list[tuple[str, int, list[Pending]]]) -> int:
+        state = self._state
+        count = sum(len(batch) for _, _, batch in plan)
+        try:
+            _insert_rows(self._db, state.head, plan, count)
+        except (duckdb.ConstraintException, duckdb.TransactionException) as exc:
+            state.versions.clear()   # whatever moved, the next check reads it afresh
+            raise StreamMoved(plan[0][0]) from exc
+        for stream_id, before, batch in plan:
+            state.versions[stream_id] = before + len(batch)
+        state.head += count
+        return state.head
+
+    def _insert_table(self, table: pa.Table) -> int:
+        """Insert checked ``append_batch`` rows with one INSERT ... SELECT: positions
+        follow the row order, versions continue each stream."""
+        state, db, count = self._state, self._db, table.num_rows
+        table = table.append_column("_n", pa.array(range(count), pa.int64()))
+        db.register("_eventlab_bulk", table)
+        try:
+            db.execute(
+                f"""insert into {TABLE} ({_COLUMNS})
+                select ? + b._n + 1, b.stream_id, coalesce(v.version, 0)
+                           + row_number() over (partition by b.stream_id order by b._n),
+                       b.type, b.data, coalesce(b.metadata, '{{}}'),
+                       coalesce(b.event_id::uuid, gen_random_uuid()),
+                       coalesce(b.recorded_at, ?::timestamptz), 1
+                from _eventlab_bulk b left join (
+                    select stream_id, max(version) as version from {TABLE}
+                    where stream_id in (select stream_id from _eventlab_bulk)
+                    group by stream_id) v using (stream_id)
+                order by b._n""",
+                [state.head, datetime.now(UTC)]).fetchall()
+        except (duckdb.ConstraintException, duckdb.TransactionException) as exc:
+            state.versions.clear()
+            raise StreamMoved(table.column("stream_id")[0].as_py()) from exc
+        finally:
+            db.unregister("_eventlab_bulk")
+        for stream_id in pc.unique(table.column("stream_id")).to_pylist():
+            state.versions.pop(stream_id, None)
+        state.head += count
+        return state.head
+
+    def _copy_arrow(self, table: pa.Table, head: int) -> None:
+        """Insert rows read from another store (``LOG_SCHEMA``) as they are, positions
+        included, and take ``head`` as the log's head."""
+        with self._writing():
+            db = self._db
             db.register("_eventlab_copy", table)
             try:
                 db.execute(f"insert into {TABLE} ({_COLUMNS}) select * replace "
@@ -346,7 +333,15 @@ class DuckDBEventStore(EventStore):
             finally:
                 db.unregister("_eventlab_copy")
             self._state.versions.clear()
-            self._state.head = max(self._state.head, max(columns[0]))
+            self._state.head = max(self._state.head, head)
+
+    def _clear_log(self) -> None:
+        """Remove every event (a mirror starting over); positions start again at 1."""
+        with self._writing():
+            self._db.execute(f"delete from {TABLE}").fetchall()
+            self._db.execute("delete from eventlab_meta where key = 'head_floor'").fetchall()
+            self._state.versions.clear()
+            self._state.head = 0
 
     def _version(self, stream_id: str) -> int:
         """The stream's version, from the cache when this process knows it."""
@@ -384,26 +379,37 @@ class DuckDBEventStore(EventStore):
             [missing]).fetchall())
 
     def _find_ids(self, event_ids: list[str]) -> dict[str, tuple[str, int]]:
-        rows = self._cursor().execute(
-            f"select event_id::varchar, stream_id, version from {TABLE} "
-            "where event_id in (select unnest(?::uuid[]))", [event_ids]).fetchall()
+        cursor = self._cursor()
+        try:
+            if len(event_ids) <= _MAX_VALUES_ROWS:
+                rows = cursor.execute(
+                    f"select event_id::varchar, stream_id, version from {TABLE} "
+                    "where event_id in (select unnest(?::uuid[]))", [event_ids]).fetchall()
+            else:   # many ids (a log imported again): join them as an Arrow column
+                cursor.register("_eventlab_ids", pa.table({"id": pa.array(event_ids,
+                                                                          pa.string())}))
+                rows = cursor.execute(
+                    f"select event_id::varchar, stream_id, version from {TABLE} "
+                    "where event_id in (select id::uuid from _eventlab_ids)").fetchall()
+        finally:
+            cursor.close()
         return {event_id: (stream_id, version) for event_id, stream_id, version in rows}
 
     # -- reading ----------------------------------------------------------------------
 
     def _read_stream_rows(self, stream_id: str, from_version: int,
-                          to_version: int | None) -> list[tuple]:
+                          to_version: int | None) -> list[Row]:
         query, params = _stream_query(_FETCH_COLUMNS, stream_id, from_version, to_version)
         # No ORDER BY: sorting costs DuckDB about a millisecond even for three rows.
         # Rows come back in insertion order, which is version order; checked below.
         expected = (to_version or self._version(stream_id)) - from_version + 1
         if expected <= _SMALL_READ:  # plain rows beat Arrow's fixed cost for a few events
             found = self._cursor().execute(query, params).fetchall()
-            rows = [(p, s, v, t, d, m, e, _EPOCH + timedelta(microseconds=us), sv)
+            rows = [_row((p, s, v, t, d, m, e, _EPOCH + timedelta(microseconds=us), sv))
                     for p, s, v, t, d, m, e, us, sv in found]
         else:
             table = self._cursor().sql(query, params=params).to_arrow_table()
-            rows = list(zip(*_columns(table), strict=True))
+            rows = list(map(_row, zip(*_columns(table), strict=True)))
         if any(a[2] > b[2] for a, b in pairwise(rows)):
             rows.sort(key=lambda r: r[2])
         return rows
@@ -420,10 +426,10 @@ class DuckDBEventStore(EventStore):
         return rows
 
     def _read_all_rows(self, from_position: int, limit: int | None,
-                       types: list[str] | None) -> Iterator[tuple]:
+                       types: list[str] | None) -> Iterator[Row]:
         batches = self._read_all_columns(from_position, limit, types)
         # chain and zip run in C: no Python frame is resumed per row, only per batch
-        return chain.from_iterable(zip(*columns, strict=True) for columns in batches)
+        return chain.from_iterable(map(_row, zip(*columns, strict=True)) for columns in batches)
 
     def _read_all_columns(self, from_position: int, limit: int | None,
                           types: list[str] | None) -> Iterator[list[list[Any]]]:
@@ -486,55 +492,88 @@ class DuckDBEventStore(EventStore):
         ).fetchall()
         return [r[0] for r in rows]
 
-    def delete_stream(self, stream_id: str) -> int:
-        check_stream_id(stream_id)
-        db = self._writer()
-        with self._state.lock:
-            db.execute("begin").fetchall()
-            try:
-                count = db.execute(f"delete from {TABLE} where stream_id = ?",
-                                   [stream_id]).fetchone()[0]
-                db.execute("delete from eventlab_snapshots where stream_id = ?",
-                           [stream_id]).fetchall()
-                # positions are never reused, even when the newest events were deleted
-                db.execute("insert or replace into eventlab_meta values ('head_floor', ?)",
-                           [str(self._state.head)]).fetchall()
-                db.execute("commit").fetchall()
-            except BaseException:
-                db.execute("rollback").fetchall()
-                raise
-            self._state.versions.pop(stream_id, None)
-            self._state.generation += 1
-            return int(count)
+    def _delete(self, stream_id: str) -> int:
+        db = self._db
+        db.execute("begin").fetchall()
+        try:
+            count = db.execute(f"delete from {TABLE} where stream_id = ?",
+                               [stream_id]).fetchone()[0]
+            db.execute("delete from eventlab_snapshots where stream_id = ?",
+                       [stream_id]).fetchall()
+            # positions are never reused, even when the newest events were deleted
+            db.execute("insert or replace into eventlab_meta values ('head_floor', ?)",
+                       [str(self._state.head)]).fetchall()
+            db.execute("commit").fetchall()
+        except BaseException:
+            db.execute("rollback").fetchall()
+            raise
+        self._state.versions.pop(stream_id, None)
+        self._state.generation += 1
+        return int(count)
 
     # -- snapshots and checkpoints ------------------------------------------------------
 
-    def save_snapshot(self, stream_id: str, key: str, version: int, state: str) -> None:
-        db = self._writer()
-        with self._state.lock:
-            db.execute("insert or replace into eventlab_snapshots values (?, ?, ?, ?, ?)",
-                       [stream_id, key, version, state, datetime.now(UTC)]).fetchall()
+    def _put_snapshot(self, stream_id: str, key: str, version: int, state: str) -> None:
+        self._db.execute("insert or replace into eventlab_snapshots values (?, ?, ?, ?, ?)",
+                         [stream_id, key, version, state, datetime.now(UTC)]).fetchall()
 
-    def load_snapshot(self, stream_id: str, key: str) -> tuple[int, str] | None:
+    def _get_snapshot(self, stream_id: str, key: str) -> tuple[int, str] | None:
         row = self._cursor().execute(
             "select version, state from eventlab_snapshots where stream_id = ? and key = ?",
             [stream_id, key]).fetchone()
         return (int(row[0]), row[1]) if row else None
 
-    def load_checkpoint(self, name: str) -> tuple[int, str | None] | None:
+    def _put_checkpoint(self, name: str, position: int, state: str | None) -> None:
+        self._db.execute("insert or replace into eventlab_checkpoints values (?, ?, ?, ?)",
+                         [name, position, state, datetime.now(UTC)]).fetchall()
+
+    def _get_checkpoint(self, name: str) -> tuple[int, str | None] | None:
         row = self._cursor().execute(
-            "select position, state from eventlab_checkpoints where name = ?", [name]).fetchone()
+            "select position, state from eventlab_checkpoints where name = ?",
+            [name]).fetchone()
         return (int(row[0]), row[1]) if row else None
 
-    def save_checkpoint(self, name: str, position: int, state: str | None,
-                        reset: bool = False) -> None:
-        db = self._writer()
-        with self._state.lock:
-            if not reset:
-                stored = self.load_checkpoint(name)
-                check_checkpoint_forward(name, stored[0] if stored else None, position)
-            db.execute("insert or replace into eventlab_checkpoints values (?, ?, ?, ?)",
-                       [name, position, state, datetime.now(UTC)]).fetchall()
+    # -- the log as Arrow and SQL -------------------------------------------------------
+
+    def _read_arrow(self, from_position: int, to_position: int | None,
+                    stream_id: str | None, types: list[str] | None) -> pa.Table:
+        from .arrow import conform
+
+        query = (f"select {_ARROW_COLUMNS} from {TABLE} where position >= ?")
+        params: list[Any] = [from_position]
+        if to_position is not None:
+            query += " and position <= ?"
+            params.append(to_position)
+        if stream_id is not None:
+            query += " and stream_id = ?"
+            params.append(stream_id)
+        if types is not None:
+            query += " and type in (select unnest(?::varchar[]))"
+            params.append(types)
+        cursor = self._cursor()
+        try:
+            # No ORDER BY: rows come back in the order they were stored (position order)
+            return conform(_in_order(cursor.sql(query, params=params).to_arrow_table()))
+        finally:
+            cursor.close()
+
+    def _sql_store(self) -> DuckDBEventStore:
+        return self
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[Any]:
+        from .sqlsession import SqlSession
+
+        with self._writing():
+            db = self._db
+            session = SqlSession(self, db)
+            db.execute("begin").fetchall()
+            try:
+                yield session
+            except BaseException:
+                db.execute("rollback").fetchall()
+                raise
+            db.execute("commit").fetchall()
 
     # -- lifetime ----------------------------------------------------------------------
 
@@ -559,62 +598,29 @@ class DuckDBEventStore(EventStore):
         mode = ", read_only=True" if self.read_only else ""
         return f"DuckDBEventStore({where!r}{mode})"
 
-    # -- bulk appends from Arrow (append_batch; rows checked by store.batches) --------
 
-    def append_batch(self, rows: Any) -> int:
-        """Append many streams at once (``ANY`` each) with one INSERT ... SELECT.
-
-        Same columns and all-or-nothing contract as ``EventStore.append_batch``.
-        """
-        from .batches import batch_table
-
-        table = batch_table(rows)
-        if table.num_rows == 0:
-            return 0
-        return self._append_table(table)
-
-    def _append_table(self, table: pa.Table) -> int:
-        """Insert checked rows: positions follow the row order, versions continue each
-        stream. Rows naming stored event ids take the per-event path (safe retries)."""
-        import pyarrow.compute as pc
-
-        db = self._writer()
-        state = self._state
-        count = table.num_rows
-        table = table.append_column("_n", pa.array(range(count), pa.int64()))
-        with state.lock:
-            db.register("_eventlab_bulk", table)
-            try:
-                if table.column("event_id").null_count < count and db.execute(
-                        f"select count(*) from {TABLE} e join _eventlab_bulk b "
-                        "on e.event_id = b.event_id::uuid").fetchall()[0][0]:
-                    return EventStore.append_batch(self, table.drop_columns(["_n"]))
-                head = state.head
-                try:
-                    db.execute(
-                        f"""insert into {TABLE} ({_COLUMNS})
-                        select ? + b._n + 1, b.stream_id, coalesce(v.version, 0)
-                                   + row_number() over (partition by b.stream_id order by b._n),
-                               b.type, b.data, coalesce(b.metadata, '{{}}'),
-                               coalesce(b.event_id::uuid, gen_random_uuid()),
-                               coalesce(b.recorded_at, ?::timestamptz), 1
-                        from _eventlab_bulk b left join (
-                            select stream_id, max(version) as version from {TABLE}
-                            where stream_id in (select stream_id from _eventlab_bulk)
-                            group by stream_id) v using (stream_id)
-                        order by b._n""",
-                        [head, datetime.now(UTC)]).fetchall()
-                except (duckdb.ConstraintException, duckdb.TransactionException) as exc:
-                    state.versions.clear()
-                    raise ConcurrencyError(
-                        table.column("stream_id")[0].as_py(), "ANY", -1) from exc
-            finally:
-                db.unregister("_eventlab_bulk")
-            for stream_id in pc.unique(table.column("stream_id")).to_pylist():
-                state.versions.pop(stream_id, None)
-            state.head = head + count
-        self._notify(state.head)
-        return count
+def _insert_rows(db: duckdb.DuckDBPyConnection, head: int,
+                 plan: list[tuple[str, int, list[Pending]]], count: int) -> None:
+    """Insert each ``(stream_id, version before, events)`` in one statement."""
+    if count <= _MAX_VALUES_ROWS:
+        params: list[Any] = []
+        position = head
+        for stream_id, version, batch in plan:
+            for p in batch:
+                position += 1
+                version += 1
+                params += (position, stream_id, version, p.type, p.data, p.metadata,
+                           p.event_id, p.recorded_at, p.schema)
+        values = ", ".join([_ROW_PARAMS] * count)
+        db.execute(f"insert into {TABLE} ({_COLUMNS}) values {values}", params).fetchall()
+        return
+    db.register("_eventlab_batch", _arrow_batch(head, plan, count))
+    try:
+        db.execute(f"insert into {TABLE} ({_COLUMNS}) select position, stream_id, "
+                   "version, type, data, metadata, coalesce(event_id::uuid, uuid()), "
+                   "recorded_at, schema_version from _eventlab_batch").fetchall()
+    finally:
+        db.unregister("_eventlab_batch")
 
 
 def _arrow_batch(head: int, plan: list[tuple[str, int, list[Pending]]], count: int) -> pa.Table:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -33,14 +34,18 @@ import pyarrow.json as pa_json
 from ..errors import InvalidInputError
 from ..events import EventRegistry
 from .names import TABLE, literal, quote
-from .rows import check_position, check_stream_id, type_names
+from .rows import check_position, type_names
 
 
 class LogSource(Protocol):
     """What frames and exports need of a store (every ``EventStore`` has it): its type
-    registry, and its log as a table DuckDB can query."""
+    registry, its log as Arrow, and its log in a DuckDB database for SQL."""
 
     registry: EventRegistry
+
+    def read_arrow(self, from_position: int = 1, to_position: int | None = None, *,
+                   stream_id: str | None = None, types: Iterable[Any] | None = None,
+                   ) -> pa.Table: ...
 
     def _duckdb(self) -> contextlib.AbstractContextManager[Any]: ...
 
@@ -64,31 +69,42 @@ def connection(store: LogSource) -> Iterator[duckdb.DuckDBPyConnection]:
         yield cursor
 
 
-def _filters(store: LogSource, stream_id: str | None, types: Iterable[Any] | None,
-             from_position: int | None, to_position: int | None,
-             since: datetime | str | None, until: datetime | str | None,
-             ) -> tuple[str, list[Any]]:
-    clauses, params = [], []
-    if stream_id is not None:
-        clauses.append("stream_id = ?")
-        params.append(check_stream_id(stream_id))
-    names = type_names(store.registry, types)
-    if names is not None:
-        clauses.append("type in (select unnest(?::varchar[]))")
-        params.append(names)
-    if from_position is not None:
-        clauses.append("position >= ?")
-        params.append(check_position("from_position", from_position))
-    if to_position is not None:
-        clauses.append("position <= ?")
-        params.append(check_position("to_position", to_position))
-    if since is not None:
-        clauses.append("recorded_at >= ?::timestamptz")
-        params.append(_moment(since, "since"))
-    if until is not None:
-        clauses.append("recorded_at <= ?::timestamptz")
-        params.append(_moment(until, "until"))
-    return (" where " + " and ".join(clauses) if clauses else ""), params
+_scratch: duckdb.DuckDBPyConnection | None = None
+_scratch_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def over_arrow(table: pa.Table) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB cursor in which ``table`` (rows of ``read_arrow``) is ``eventlab_events``.
+
+    Cursors of one scratch database in memory: opening a database costs tens of
+    milliseconds, a cursor about one, and what a cursor registers only it sees.
+    """
+    global _scratch
+    with _scratch_lock:
+        if _scratch is None:
+            _scratch = duckdb.connect()
+    cursor = _scratch.cursor()
+    try:
+        cursor.execute("set TimeZone = 'UTC'")
+        cursor.register(TABLE, table)
+        yield cursor
+    finally:
+        cursor.close()
+
+
+def _between(log: pa.Table, since: datetime | str | None,
+             until: datetime | str | None) -> pa.Table:
+    """The rows of ``log`` recorded from ``since`` to ``until`` (both inclusive)."""
+    times = log.column("recorded_at")
+    keep = None
+    for moment, name, compare in ((since, "since", pc.greater_equal),
+                                  (until, "until", pc.less_equal)):
+        if moment is not None:
+            bound = pa.scalar(_moment(moment, name), _UTC)
+            test = compare(times, bound)
+            keep = test if keep is None else pc.and_(keep, test)
+    return log if keep is None else log.filter(keep)
 
 
 def _moment(value: datetime | str, name: str) -> datetime:
@@ -203,8 +219,7 @@ def flat_select(con: duckdb.DuckDBPyConnection, where: str = "",
             f"json_transform(data, {shape}) as p from {TABLE}{where})")
 
 
-def _flatten_in_arrow(con: duckdb.DuckDBPyConnection, where: str,
-                      params: Sequence[Any]) -> pa.Table | None:
+def _flatten_in_arrow(log: pa.Table) -> pa.Table | None:
     """Envelope plus payload columns, the payloads parsed once by Arrow's JSON reader.
 
     One pass over the JSON instead of DuckDB's two (infer a structure, then
@@ -212,10 +227,8 @@ def _flatten_in_arrow(con: duckdb.DuckDBPyConnection, where: str,
     (a field that is an object in one event and text in another, say); the
     DuckDB path handles those.
     """
-    table = con.sql(f"select {_ENVELOPE_SQL}, data from {TABLE}{where}",
-                    params=list(params)).to_arrow_table()
-    data = table.column("data").combine_chunks()
-    table = table.drop_columns(["data"])
+    table = log.select(list(ENVELOPE))
+    data = log.column("data").combine_chunks()
     if len(data) == 0:
         return table
     # Stored payloads are compact JSON objects (no raw newlines), so joining the
@@ -268,11 +281,15 @@ def to_arrow(store: LogSource, stream_id: str | None = None, types: Iterable[Any
              since: datetime | str | None = None, until: datetime | str | None = None,
              ) -> pa.Table:
     """The log (or a slice of it) as an Arrow table: envelope plus flattened payload."""
-    where, params = _filters(store, stream_id, types, from_position, to_position, since, until)
-    with connection(store) as con:
-        table = _flatten_in_arrow(con, where, params)
-        if table is None:
-            table = con.sql(flat_select(con, where, params), params=params).to_arrow_table()
+    names = type_names(store.registry, types)
+    if from_position is not None:
+        check_position("from_position", from_position)
+    log = store.read_arrow(from_position or 1, to_position, stream_id=stream_id, types=names)
+    log = _between(log, since, until)
+    table = _flatten_in_arrow(log)
+    if table is None:
+        with over_arrow(log) as con:
+            table = con.sql(flat_select(con)).to_arrow_table()
     positions = table.column("position").to_numpy()
     if len(positions) > 1 and not bool((positions[1:] > positions[:-1]).all()):
         table = table.sort_by("position")

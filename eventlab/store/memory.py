@@ -11,14 +11,17 @@ back is exactly what a DuckDB store would give.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from .base import EventStore
-from .rows import Expected, Pending, Row, check_checkpoint_forward, check_stream_id
+from .rows import Pending, Row, StreamMoved, check_stream_id
+
+
+def _position(row: Row) -> int:
+    return row.position
 
 
 class InMemoryEventStore(EventStore):
@@ -34,37 +37,31 @@ class InMemoryEventStore(EventStore):
         self._ids: dict[str, Row] = {}            # every stored event by its id
         self._head = 0
         self.generation = 0   # bumped by every delete: cached states before it are stale
+        self._mirror: Any = None
 
-    def _write(self, groups: list[tuple[str, Expected, list[Pending]]]) -> list[int]:
-        with self._lock:
-            self._check_open()
-            results, plan = [], []
-            planned: dict[str, int] = {}
-            for stream_id, expected, batch in groups:
-                actual = planned.get(stream_id, self.stream_version(stream_id))
-                retry = self._resolve(stream_id, expected, actual, batch)
-                if retry is not None or not batch:
-                    results.append(actual if retry is None else retry)
-                    continue
-                planned[stream_id] = actual + len(batch)
-                results.append(actual + len(batch))
-                plan.append((stream_id, actual, batch))
-            position = self._head
-            for stream_id, actual, batch in plan:
-                rows = self._streams.setdefault(stream_id, [])
-                for offset, p in enumerate(batch, start=1):
-                    position += 1
-                    row = Row(position, stream_id, actual + offset, p.type, p.data,
-                              p.metadata, p.event_id or str(uuid.uuid4()), p.recorded_at,
-                              p.schema)
-                    rows.append(row)
-                    self._log.append(row)
-                    self._ids[row.event_id] = row
-            wrote = position != self._head
-            self._head = position
-        if wrote:
-            self._notify(position)
-        return results
+    def _writing(self) -> threading.RLock:
+        return self._lock
+
+    def _versions(self, stream_ids: list[str]) -> dict[str, int]:
+        streams = self._streams
+        return {s: streams[s][-1].version if s in streams else 0 for s in stream_ids}
+
+    def _insert(self, plan: list[tuple[str, int, list[Pending]]]) -> int:
+        position = self._head
+        new_row = uuid.uuid4
+        for stream_id, before, batch in plan:
+            rows = self._streams.setdefault(stream_id, [])
+            if len(rows) != before:
+                raise StreamMoved(stream_id)
+            for offset, p in enumerate(batch, start=1):
+                position += 1
+                row = Row(position, stream_id, before + offset, p.type, p.data,
+                          p.metadata, p.event_id or str(new_row()), p.recorded_at, p.schema)
+                rows.append(row)
+                self._log.append(row)
+                self._ids[row.event_id] = row
+        self._head = position
+        return position
 
     def _find_ids(self, event_ids: list[str]) -> dict[str, tuple[str, int]]:
         found = {i: self._ids.get(i) for i in event_ids}
@@ -103,56 +100,65 @@ class InMemoryEventStore(EventStore):
             self._check_open()
             return list(self._streams)
 
-    def delete_stream(self, stream_id: str) -> int:
-        check_stream_id(stream_id)
-        with self._lock:
-            self._check_open()
-            self.generation += 1
-            rows = self._streams.pop(stream_id, [])
-            if rows:
-                self._log = [r for r in self._log if r.stream_id != stream_id]
-                for row in rows:
-                    self._ids.pop(row.event_id, None)
-            for key in [k for k in self._snapshots if k[0] == stream_id]:
-                del self._snapshots[key]
-            return len(rows)
+    def _delete(self, stream_id: str) -> int:
+        self.generation += 1
+        rows = self._streams.pop(stream_id, [])
+        if rows:
+            self._log = [r for r in self._log if r.stream_id != stream_id]
+            for row in rows:
+                self._ids.pop(row.event_id, None)
+        for key in [k for k in self._snapshots if k[0] == stream_id]:
+            del self._snapshots[key]
+        return len(rows)
 
-    def save_snapshot(self, stream_id: str, key: str, version: int, state: str) -> None:
-        with self._lock:
-            self._check_open()
-            self._snapshots[(stream_id, key)] = (version, state)
+    # -- snapshots and checkpoints ------------------------------------------------------
 
-    def load_snapshot(self, stream_id: str, key: str) -> tuple[int, str] | None:
-        self._check_open()
+    def _put_snapshot(self, stream_id: str, key: str, version: int, state: str) -> None:
+        self._snapshots[(stream_id, key)] = (version, state)
+
+    def _get_snapshot(self, stream_id: str, key: str) -> tuple[int, str] | None:
         return self._snapshots.get((stream_id, key))
 
-    def load_checkpoint(self, name: str) -> tuple[int, str | None] | None:
-        self._check_open()
+    def _put_checkpoint(self, name: str, position: int, state: str | None) -> None:
+        self._checkpoints[name] = (position, state)
+
+    def _get_checkpoint(self, name: str) -> tuple[int, str | None] | None:
         return self._checkpoints.get(name)
 
-    def save_checkpoint(self, name: str, position: int, state: str | None,
-                        reset: bool = False) -> None:
+    # -- the log as Arrow and SQL -------------------------------------------------------
+
+    def _read_arrow(self, from_position: int, to_position: int | None,
+                    stream_id: str | None, types: list[str] | None) -> Any:
+        from .arrow import rows_table
+
         with self._lock:
             self._check_open()
-            if not reset:
-                stored = self._checkpoints.get(name)
-                check_checkpoint_forward(name, stored[0] if stored else None, position)
-            self._checkpoints[name] = (position, state)
+            rows = self._streams.get(stream_id, []) if stream_id is not None else self._log
+            start = bisect.bisect_left(rows, from_position, key=_position)
+            end = (len(rows) if to_position is None
+                   else bisect.bisect_right(rows, to_position, key=_position))
+            rows = rows[start:end]
+        if types is not None:
+            wanted = set(types)
+            rows = [r for r in rows if r.type in wanted]
+        return rows_table(rows)
 
-    @contextlib.contextmanager
-    def _duckdb(self) -> Iterator[Any]:
-        """The log copied into a temporary DuckDB database, for the block's duration."""
-        from .duckdb import DuckDBEventStore
+    def _sql_store(self) -> Any:
+        """A DuckDB database in memory mirroring this log; each use copies what is new."""
+        from .mirror import Mirror
 
-        with DuckDBEventStore() as temp:
-            temp.copy_rows(self._read_all_rows(1, None, None))
-            with temp._duckdb() as cursor:
-                yield cursor
+        with self._lock:
+            self._check_open()
+            if self._mirror is None:
+                self._mirror = Mirror(self)
+        return self._mirror.synced()
 
     def _release(self) -> None:
         with self._lock:   # what was kept goes at once, not when the object does
             self._log, self._streams, self._ids = [], {}, {}
             self._snapshots, self._checkpoints = {}, {}
+            if self._mirror is not None:
+                self._mirror.close()
 
     def __repr__(self) -> str:
         if self._closed:

@@ -186,3 +186,8 @@ def type_names(registry: EventRegistry, types: Iterable[Any] | None) -> list[str
                 f"types must name event types (text) or event classes, got {t!r:.60}")
         names.append(registry.name_of_class(t) if isinstance(t, type) else t)
     return names
+
+
+class StreamMoved(Exception):
+    """Raised by a backend's ``_insert`` when a stream is no longer at the version the
+    write loop checked; the loop turns it into a ``ConcurrencyError``."""
