@@ -57,7 +57,7 @@ from .records import Records
 from .rows import (
     Expected,
     Pending,
-    Row,
+    StoredRow,
     StreamMoved,
     check_expected,
     check_metadata,
@@ -338,8 +338,8 @@ class EventStore(Records, ABC):
         return self._read_arrow(max(from_position, 1), to_position, stream_id,
                                 type_names(self.registry, types))
 
-    def _decode(self, rows: Iterable[tuple]) -> Iterator[RecordedEvent]:
-        """Stored rows (in ``Row``'s field order) to ``RecordedEvent``: the read hot path."""
+    def _decode(self, rows: Iterable[StoredRow]) -> Iterator[RecordedEvent]:
+        """Stored rows to ``RecordedEvent``: the read hot path."""
         registry, decoders = self.registry, {}
         # C-level constructors: no Python frame per event for the tuple or the id
         new_tuple, new_object, set_text = tuple.__new__, object.__new__, set_uuid_text
@@ -499,11 +499,11 @@ class EventStore(Records, ABC):
 
     @abstractmethod
     def _read_stream_rows(self, stream_id: str, from_version: int,
-                          to_version: int | None) -> Iterable[Row]: ...
+                          to_version: int | None) -> Iterable[StoredRow]: ...
 
     @abstractmethod
     def _read_all_rows(self, from_position: int, limit: int | None,
-                       types: list[str] | None) -> Iterable[Row]: ...
+                       types: list[str] | None) -> Iterable[StoredRow]: ...
 
     @abstractmethod
     def _read_arrow(self, from_position: int, to_position: int | None,
@@ -523,9 +523,10 @@ class EventStore(Records, ABC):
         """A DuckDB cursor in which this store's log is the table ``eventlab_events``."""
         return self._sql_store()._duckdb()
 
-    @abstractmethod
     def stream_version(self, stream_id: str) -> int:
         """The version of the stream's last event (0 when it has none)."""
+        self._check_open()
+        return self._versions([check_stream_id(stream_id)])[stream_id]
 
     @abstractmethod
     def head(self) -> int:

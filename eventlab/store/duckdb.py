@@ -15,7 +15,6 @@ which makes an append one INSERT statement.
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import logging
 import os
@@ -40,7 +39,7 @@ from ..errors import (
 )
 from .base import EventStore
 from .names import TABLE
-from .rows import MAX_INT, Pending, Row, StreamMoved, check_stream_id
+from .rows import MAX_INT, Pending, StoredRow, StreamMoved
 
 _COLUMNS = ("position, stream_id, version, type, data, metadata, event_id, "
             "recorded_at, schema_version")
@@ -86,7 +85,6 @@ _UTC = pa.timestamp("us", tz="+00:00")   # reads as datetime.timezone.utc
 # Within 2**32 seconds of 1970 (years 1833-2106) a float of seconds converts back to
 # the exact microsecond (checked on millions of values); outside it, it may not.
 _FLOAT_EXACT_US = 2**32 * 10**6
-_row = functools.partial(tuple.__new__, Row)   # a Row from a tuple, in C
 
 
 class _FileState:
@@ -398,18 +396,18 @@ class DuckDBEventStore(EventStore):
     # -- reading ----------------------------------------------------------------------
 
     def _read_stream_rows(self, stream_id: str, from_version: int,
-                          to_version: int | None) -> list[Row]:
+                          to_version: int | None) -> list[StoredRow]:
         query, params = _stream_query(_FETCH_COLUMNS, stream_id, from_version, to_version)
         # No ORDER BY: sorting costs DuckDB about a millisecond even for three rows.
         # Rows come back in insertion order, which is version order; checked below.
         expected = (to_version or self._version(stream_id)) - from_version + 1
         if expected <= _SMALL_READ:  # plain rows beat Arrow's fixed cost for a few events
             found = self._cursor().execute(query, params).fetchall()
-            rows = [_row((p, s, v, t, d, m, e, _EPOCH + timedelta(microseconds=us), sv))
+            rows = [(p, s, v, t, d, m, e, _EPOCH + timedelta(microseconds=us), sv)
                     for p, s, v, t, d, m, e, us, sv in found]
         else:
             table = self._cursor().sql(query, params=params).to_arrow_table()
-            rows = list(map(_row, zip(*_columns(table), strict=True)))
+            rows = list(zip(*_columns(table), strict=True))
         if any(a[2] > b[2] for a, b in pairwise(rows)):
             rows.sort(key=lambda r: r[2])
         return rows
@@ -426,10 +424,10 @@ class DuckDBEventStore(EventStore):
         return rows
 
     def _read_all_rows(self, from_position: int, limit: int | None,
-                       types: list[str] | None) -> Iterator[Row]:
+                       types: list[str] | None) -> Iterator[StoredRow]:
         batches = self._read_all_columns(from_position, limit, types)
         # chain and zip run in C: no Python frame is resumed per row, only per batch
-        return chain.from_iterable(map(_row, zip(*columns, strict=True)) for columns in batches)
+        return chain.from_iterable(zip(*columns, strict=True) for columns in batches)
 
     def _read_all_columns(self, from_position: int, limit: int | None,
                           types: list[str] | None) -> Iterator[list[list[Any]]]:
@@ -471,9 +469,6 @@ class DuckDBEventStore(EventStore):
             if last == MAX_INT:
                 return
             position = last + 1
-
-    def stream_version(self, stream_id: str) -> int:
-        return self._version(check_stream_id(stream_id))
 
     def head(self) -> int:
         if self.read_only:

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .base import EventStore
-from .rows import Pending, Row, StreamMoved, check_stream_id
+from .rows import Pending, Row, StreamMoved
 
 
 def _position(row: Row) -> int:
@@ -85,11 +85,6 @@ class InMemoryEventStore(EventStore):
             wanted = set(types)
             rows = [r for r in rows if r.type in wanted]
         return rows if limit is None else rows[:limit]
-
-    def stream_version(self, stream_id: str) -> int:
-        self._check_open()
-        rows = self._streams.get(check_stream_id(stream_id))
-        return rows[-1].version if rows else 0
 
     def head(self) -> int:
         self._check_open()

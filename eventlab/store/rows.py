@@ -42,7 +42,7 @@ class Pending(NamedTuple):
 
 
 class Row(NamedTuple):
-    """An encoded event as stored."""
+    """An encoded event as stored (``StoredRow`` with names)."""
 
     position: int
     stream_id: str
@@ -53,6 +53,12 @@ class Row(NamedTuple):
     event_id: str
     recorded_at: datetime
     schema: int
+
+
+#: What a backend's reads give: a stored row as a plain tuple, in ``Row``'s field order
+#: (a ``Row`` is one). Plain tuples, because naming a million rows costs more than
+#: reading them.
+StoredRow = tuple[int, str, int, str, str, str, str, datetime, int]
 
 
 def check_stream_id(stream_id: Any) -> str:
