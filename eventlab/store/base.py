@@ -214,13 +214,18 @@ class EventStore(Records, ABC):
         ids = table.column("event_id").drop_null().to_pylist()
         with self._writing():
             self._check_open()
-            if not (ids and self._find_ids(ids)):
-                head = self._insert_table(table)
-                ids = None
-        if ids is None:
-            self._notify(head)
-        else:   # some rows were stored before: the per-event path treats them as retries
+            seen_before = bool(ids) and bool(self._find_ids(ids))
+            if not seen_before:
+                try:
+                    head = self._insert_table(table)
+                except StreamMoved as moved:
+                    stream_id = moved.args[0]
+                    raise ConcurrencyError(stream_id, ANY,
+                                           self._versions([stream_id])[stream_id]) from moved
+        if seen_before:   # rows stored before: the per-event path treats them as retries
             self._write([(sid, ANY, batch) for sid, batch in batch_groups(table)])
+        else:
+            self._notify(head)
         return table.num_rows
 
     def _write(self, groups: list[tuple[str, Expected, list[Pending]]]) -> list[int]:

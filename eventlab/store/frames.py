@@ -1,10 +1,12 @@
 """The log as data: DataFrames and Arrow tables out of a store, and SQL over it.
 
-Reading goes through DuckDB for every store (each store puts its log in front
-of DuckDB as it can: see ``connection``), and payloads are flattened there:
-``json_transform`` turns the JSON ``data`` column into a struct whose leaves
-become columns named by their dotted path (``address.city``). Fields a row does
-not have are missing (NaN/NA). ``metadata`` stays one JSON text column.
+Frames start from the store's own ``read_arrow`` (each store reads a range of
+its log natively), and payloads are flattened in Arrow: the JSON ``data``
+column becomes one column per leaf, named by its dotted path
+(``address.city``). Payloads Arrow's JSON reader cannot hold as columns go
+through DuckDB's ``json_transform`` instead. Fields a row does not have are
+missing (NaN/NA). ``metadata`` stays one JSON text column. SQL runs in the
+store's DuckDB database (``connection``): its own, or its local mirror.
 
 >>> import eventlab as el
 >>> store = el.InMemoryEventStore()
@@ -186,19 +188,17 @@ def _awkward_paths(paths: Sequence[tuple[str, ...]]) -> set[tuple[str, ...]]:
         for depth, key in enumerate(path))}
 
 
-def flat_select(con: duckdb.DuckDBPyConnection, where: str = "",
-                params: Sequence[Any] = ()) -> str:
+def flat_select(con: duckdb.DuckDBPyConnection) -> str:
     """SQL selecting the envelope plus one column per payload leaf from the log's table.
 
     It has no ORDER BY: a scan returns rows in the order they were stored, which
     is position order; ``to_arrow`` checks that and sorts only when it is not.
     """
-    found = con.execute(f"select json_group_structure(data::json) from {TABLE}{where}",
-                        list(params)).fetchall()
+    found = con.execute(f"select json_group_structure(data::json) from {TABLE}").fetchall()
     text = found[0][0] if found else None
     structure = _clean(json.loads(text)) if text else {}
     if not isinstance(structure, dict) or not structure or structure == "JSON":
-        return f"select {_ENVELOPE_SQL} from {TABLE}{where}"
+        return f"select {_ENVELOPE_SQL} from {TABLE}"
     leaves = _sorted_leaves(structure)
     awkward = _awkward_paths([path for path, _ in leaves])
     plain: dict[str, Any] = {}
@@ -216,7 +216,7 @@ def flat_select(con: duckdb.DuckDBPyConnection, where: str = "",
         columns.append("p." + ".".join(quote(k) for k in path) + " as " + quote(name))
     shape = literal(json.dumps(plain or {"_": "JSON"}))
     return (f"select {_ENVELOPE_SQL}, {', '.join(columns)} from (select *, "
-            f"json_transform(data, {shape}) as p from {TABLE}{where})")
+            f"json_transform(data, {shape}) as p from {TABLE})")
 
 
 def _flatten_in_arrow(log: pa.Table) -> pa.Table | None:

@@ -47,16 +47,20 @@ class InMemoryEventStore(EventStore):
         return {s: streams[s][-1].version if s in streams else 0 for s in stream_ids}
 
     def _insert(self, plan: list[tuple[str, int, list[Pending]]]) -> int:
+        checked: set[str] = set()
+        for stream_id, before, _ in plan:   # every stream checked first: all or nothing
+            if stream_id not in checked:
+                checked.add(stream_id)
+                if len(self._streams.get(stream_id, ())) != before:
+                    raise StreamMoved(stream_id)
         position = self._head
-        new_row = uuid.uuid4
+        new_id = uuid.uuid4
         for stream_id, before, batch in plan:
             rows = self._streams.setdefault(stream_id, [])
-            if len(rows) != before:
-                raise StreamMoved(stream_id)
             for offset, p in enumerate(batch, start=1):
                 position += 1
                 row = Row(position, stream_id, before + offset, p.type, p.data,
-                          p.metadata, p.event_id or str(new_row()), p.recorded_at, p.schema)
+                          p.metadata, p.event_id or str(new_id()), p.recorded_at, p.schema)
                 rows.append(row)
                 self._log.append(row)
                 self._ids[row.event_id] = row
