@@ -316,8 +316,9 @@ class StoreContract:
                                       "metadata", "event_id", "recorded_at", "schema_version"]
         rows = [(e.position, e.stream_id, e.version, e.type, str(e.event_id), e.recorded_at)
                 for e in store.read_all()]
-        assert list(zip(*(table.column(n).to_pylist() for n in (
-            "position", "stream_id", "version", "type", "event_id", "recorded_at")))) == rows
+        columns = [table.column(n).to_pylist() for n in (
+            "position", "stream_id", "version", "type", "event_id", "recorded_at")]
+        assert list(zip(*columns, strict=True)) == rows
         assert table.column("metadata").to_pylist()[0] == '{"who":"ada"}'
         assert store.read_arrow(2, 3).column("position").to_pylist() == [2, 3]
         assert store.read_arrow(stream_id="a").column("version").to_pylist() == [1, 2, 3]

@@ -17,6 +17,8 @@ import pyarrow as pa
 from .rows import Row
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
+#: The same values; ``to_pylist`` turns them into datetimes with ``datetime.timezone.utc``.
+UTC_MICROS_PY = pa.timestamp("us", tz="+00:00")
 
 LOG_SCHEMA = pa.schema([
     ("position", pa.int64()), ("stream_id", pa.string()), ("version", pa.int64()),

@@ -205,7 +205,7 @@ class EventStore(Records, ABC):
         ``metadata``, ``event_id``, ``recorded_at``. Rows of one stream keep their
         order. All or nothing; returns how many events were written.
         """
-        from .batches import batch_groups, batch_table  # pandas and pyarrow only when used
+        from .batches import batch_table, groups_of  # pandas and pyarrow only when used
 
         self._check_open()
         table = batch_table(rows)
@@ -223,7 +223,7 @@ class EventStore(Records, ABC):
                     raise ConcurrencyError(stream_id, ANY,
                                            self._versions([stream_id])[stream_id]) from moved
         if seen_before:   # rows stored before: the per-event path treats them as retries
-            self._write([(sid, ANY, batch) for sid, batch in batch_groups(table)])
+            self._write([(sid, ANY, batch) for sid, batch in groups_of(table)])
         else:
             self._notify(head)
         return table.num_rows
@@ -492,9 +492,9 @@ class EventStore(Records, ABC):
     def _insert_table(self, table: Any) -> int:
         """Store checked ``append_batch`` rows (none of their ids stored yet), positions
         in row order; return the last position. Backends may do this in bulk."""
-        from .batches import batch_groups
+        from .batches import groups_of
 
-        groups = batch_groups(table)
+        groups = groups_of(table)
         versions = self._versions(list(dict.fromkeys(sid for sid, _ in groups)))
         plan = []
         for stream_id, batch in groups:

@@ -31,11 +31,10 @@ import pyarrow.compute as pc
 
 from ..errors import InvalidInputError
 from ..events import encode_json
+from .arrow import UTC_MICROS, UTC_MICROS_PY
 from .rows import Pending
 
 _CANONICAL = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-_UTC = pa.timestamp("us", tz="UTC")
-_PY_UTC = pa.timestamp("us", tz="+00:00")   # converts to datetime.timezone.utc
 
 
 def batch_table(rows: Any) -> pa.Table:
@@ -59,7 +58,7 @@ def batch_table(rows: Any) -> pa.Table:
         "event_id": (_text(table, "event_id") if "event_id" in names
                      else pa.nulls(n, pa.string())),
         "recorded_at": (_timestamps(table, "recorded_at") if "recorded_at" in names
-                        else pa.nulls(n, _UTC)),
+                        else pa.nulls(n, UTC_MICROS)),
     }
     out = pa.table(columns)
     event_ids = _check(out)
@@ -73,8 +72,12 @@ def batch_groups(rows: Any) -> list[tuple[str, list[Pending]]]:
     Consecutive rows of a stream form one run, so writing the runs in turn keeps
     the rows' order both globally and within each stream.
     """
-    table = batch_table(rows)
-    table = table.set_column(5, "recorded_at", table.column(5).cast(_PY_UTC))
+    return groups_of(batch_table(rows))
+
+
+def groups_of(table: pa.Table) -> list[tuple[str, list[Pending]]]:
+    """``batch_groups`` of a table ``batch_table`` already checked."""
+    table = table.set_column(5, "recorded_at", table.column(5).cast(UTC_MICROS_PY))
     now = datetime.now(UTC)
     groups: list[tuple[str, list[Pending]]] = []
     for stream_id, type_, data, meta, event_id, at in zip(
@@ -145,13 +148,13 @@ def _json_column(table: pa.Table, name: str) -> pa.ChunkedArray:
 def _timestamps(table: pa.Table, name: str) -> pa.ChunkedArray:
     column = table.column(name)
     if pa.types.is_null(column.type):
-        return column.cast(_UTC)
+        return column.cast(UTC_MICROS)
     if not pa.types.is_timestamp(column.type):
         raise InvalidInputError(f"column {name!r} must hold timestamps, got {column.type}")
     if column.type.tz is None:
         column = column.cast(pa.timestamp(column.type.unit, tz="UTC"))
     try:
-        return column.cast(_UTC)
+        return column.cast(UTC_MICROS)
     except pa.ArrowInvalid as exc:
         raise InvalidInputError(
             f"column {name!r} holds a time outside what microseconds can hold: {exc}") from None

@@ -37,6 +37,7 @@ from ..errors import (
     StoreClosedError,
     StoreLockedError,
 )
+from .arrow import UTC_MICROS_PY, conform
 from .base import EventStore
 from .names import TABLE
 from .rows import MAX_INT, Pending, StoredRow, StreamMoved
@@ -81,7 +82,6 @@ _SMALL_READ = 200          # streams up to this many events are fetched as plain
 _ROW_PARAMS = "(?, ?, ?, ?, ?, ?, coalesce(?::uuid, uuid()), ?, ?)"
 _MAX_VALUES_ROWS = 64      # above this, inserts go through one Arrow table
 _READ_BATCH = 65_536
-_UTC = pa.timestamp("us", tz="+00:00")   # reads as datetime.timezone.utc
 # Within 2**32 seconds of 1970 (years 1833-2106) a float of seconds converts back to
 # the exact microsecond (checked on millions of values); outside it, it may not.
 _FLOAT_EXACT_US = 2**32 * 10**6
@@ -532,8 +532,6 @@ class DuckDBEventStore(EventStore):
 
     def _read_arrow(self, from_position: int, to_position: int | None,
                     stream_id: str | None, types: list[str] | None) -> pa.Table:
-        from .arrow import conform
-
         query = (f"select {_ARROW_COLUMNS} from {TABLE} where position >= ?")
         params: list[Any] = [from_position]
         if to_position is not None:
@@ -639,7 +637,7 @@ def _arrow_batch(head: int, plan: list[tuple[str, int, list[Pending]]], count: i
         "data": pa.array([p.data for p in events], pa.string()),
         "metadata": column([p.metadata for p in events], first.metadata, pa.string()),
         "event_id": column([p.event_id for p in events], None, pa.string()),
-        "recorded_at": column([p.recorded_at for p in events], first.recorded_at, _UTC),
+        "recorded_at": column([p.recorded_at for p in events], first.recorded_at, UTC_MICROS_PY),
         "schema_version": column([p.schema for p in events], first.schema, pa.int32()),
     })
 

@@ -35,6 +35,7 @@ import pyarrow.json as pa_json
 
 from ..errors import InvalidInputError
 from ..events import EventRegistry
+from .arrow import UTC_MICROS
 from .names import TABLE, literal, quote
 from .rows import check_position, type_names
 
@@ -54,7 +55,6 @@ class LogSource(Protocol):
 
 #: The columns every frame starts with; payload fields follow in name order.
 ENVELOPE = ("position", "stream_id", "version", "type", "recorded_at", "event_id", "metadata")
-_UTC = pa.timestamp("us", tz="UTC")
 _INT_LEAVES = {"UBIGINT": "BIGINT", "UINTEGER": "BIGINT", "INTEGER": "BIGINT"}
 _ENVELOPE_SQL = ("position, stream_id, version, type, recorded_at, "
                  "event_id::varchar as event_id, metadata")
@@ -103,7 +103,7 @@ def _between(log: pa.Table, since: datetime | str | None,
     for moment, name, compare in ((since, "since", pc.greater_equal),
                                   (until, "until", pc.less_equal)):
         if moment is not None:
-            bound = pa.scalar(_moment(moment, name), _UTC)
+            bound = pa.scalar(_moment(moment, name), UTC_MICROS)
             test = compare(times, bound)
             keep = test if keep is None else pc.and_(keep, test)
     return log if keep is None else log.filter(keep)
@@ -294,7 +294,7 @@ def to_arrow(store: LogSource, stream_id: str | None = None, types: Iterable[Any
     if len(positions) > 1 and not bool((positions[1:] > positions[:-1]).all()):
         table = table.sort_by("position")
     index = table.schema.get_field_index("recorded_at")
-    return table.set_column(index, "recorded_at", table.column(index).cast(_UTC))
+    return table.set_column(index, "recorded_at", table.column(index).cast(UTC_MICROS))
 
 
 def to_df(store: LogSource, stream_id: str | None = None, types: Iterable[Any] | None = None,

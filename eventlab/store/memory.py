@@ -81,14 +81,23 @@ class InMemoryEventStore(EventStore):
 
     def _read_all_rows(self, from_position: int, limit: int | None,
                        types: list[str] | None) -> Iterable[Row]:
+        rows = self._rows(from_position, None, None, types)
+        return rows if limit is None else rows[:limit]
+
+    def _rows(self, from_position: int, to_position: int | None, stream_id: str | None,
+              types: list[str] | None) -> list[Row]:
+        """The stored rows in that range of positions (of one stream, of some types)."""
         with self._lock:
             self._check_open()
-            start = bisect.bisect_left(self._log, from_position, key=lambda r: r.position)
-            rows = self._log[start:]
+            rows = self._streams.get(stream_id, []) if stream_id is not None else self._log
+            start = bisect.bisect_left(rows, from_position, key=_position)
+            end = (len(rows) if to_position is None
+                   else bisect.bisect_right(rows, to_position, key=_position))
+            rows = rows[start:end]
         if types is not None:
             wanted = set(types)
             rows = [r for r in rows if r.type in wanted]
-        return rows if limit is None else rows[:limit]
+        return rows
 
     def head(self) -> int:
         self._check_open()
@@ -130,17 +139,7 @@ class InMemoryEventStore(EventStore):
                     stream_id: str | None, types: list[str] | None) -> Any:
         from .arrow import rows_table
 
-        with self._lock:
-            self._check_open()
-            rows = self._streams.get(stream_id, []) if stream_id is not None else self._log
-            start = bisect.bisect_left(rows, from_position, key=_position)
-            end = (len(rows) if to_position is None
-                   else bisect.bisect_right(rows, to_position, key=_position))
-            rows = rows[start:end]
-        if types is not None:
-            wanted = set(types)
-            rows = [r for r in rows if r.type in wanted]
-        return rows_table(rows)
+        return rows_table(self._rows(from_position, to_position, stream_id, types))
 
     def _sql_store(self) -> Any:
         """A DuckDB database in memory mirroring this log; each use copies what is new."""
