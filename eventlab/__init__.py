@@ -1,7 +1,7 @@
 """eventlab: event sourcing you can see.
 
 A small event-sourcing core (events, aggregates, a repository, an event-store
-contract with DuckDB and in-memory stores) plus notebook helpers.
+contract with DuckDB, PostgreSQL and in-memory stores) plus notebook helpers.
 
 >>> import eventlab as el
 >>> store = el.connect()
@@ -46,6 +46,7 @@ _LAZY = {
     "diff": "timetravel",
     "what_if": "timetravel",
     "import_log": "importers",
+    "copy": "copying",
     "analytics": None,
     "datasets": None,
     "notebook": None,

@@ -5,6 +5,11 @@
     python -m eventlab info --db receipt.duckdb
     python -m eventlab sql --db receipt.duckdb "select type, count(*) from events group by 1"
     python -m eventlab export --db receipt.duckdb receipt-parquet/
+    python -m eventlab copy postgresql://ada:secret@db/log local.duckdb
+
+Wherever a command takes a DuckDB file it also takes a PostgreSQL URL
+(``postgresql://user:password@host:5432/db``, with ``?schema=name`` for a log in
+another schema than ``public``); passwords are never printed.
 """
 
 from __future__ import annotations
@@ -25,6 +30,12 @@ def _open(path: str, read_only: bool = False):
     from .store import connect
 
     return connect(path, read_only=read_only)
+
+
+def _name(target: str) -> str:
+    from .store import describe
+
+    return describe(target)
 
 
 def _failing(run):
@@ -49,13 +60,14 @@ def _import(args: argparse.Namespace) -> None:
         summary = import_log(store, args.log, case=args.case, activity=args.activity,
                              timestamp=args.timestamp, stream_prefix=args.prefix)
     if summary.written == 0:
-        print(f"nothing new: all {summary.events} events of {args.log} are already in {args.db}")
+        print(f"nothing new: all {summary.events} events of {args.log} are already in "
+              f"{_name(args.db)}")
     elif summary.written < summary.events:
-        print(f"imported {summary.written} new events into {args.db} "
+        print(f"imported {summary.written} new events into {_name(args.db)} "
               f"({summary.already_stored} of the {summary.events} were already there)")
     else:
         print(f"imported {summary.events} events of {summary.cases} cases "
-              f"({summary.activities} activities) into {args.db}")
+              f"({summary.activities} activities) into {_name(args.db)}")
 
 
 @_failing
@@ -64,7 +76,7 @@ def _info(args: argparse.Namespace) -> None:
         row = store.sql("select count(distinct stream_id) as streams, count(*) as events, "
                         "count(distinct type) as types, min(recorded_at) as first, "
                         "max(recorded_at) as last from events").iloc[0]
-        print(f"{args.db}: {row['streams']} streams, {row['events']} events, "
+        print(f"{_name(args.db)}: {row['streams']} streams, {row['events']} events, "
               f"{row['types']} types")
         if row["events"]:
             print(f"from {row['first']} to {row['last']}")
@@ -90,6 +102,18 @@ def _sql(args: argparse.Namespace) -> None:
         print(frame.to_string(index=False, max_rows=args.max_rows))
 
 
+@_failing
+def _copy(args: argparse.Namespace) -> None:
+    from .copying import copy
+
+    with _open(args.source, read_only=True) as source, _open(args.target) as target:
+        written = copy(source, target, progress=args.progress)
+        total = target.head()
+    what = f"copied {written} events" if written else "nothing new to copy"
+    print(f"{what} from {_name(args.source)} to {_name(args.target)} "
+          f"(the target's log now ends at position {total})")
+
+
 def _count(text: str) -> int:
     """A whole number >= 0, for argparse (which reports the ValueError's message)."""
     try:
@@ -104,25 +128,31 @@ def _count(text: str) -> int:
 def _add_log_commands(commands: argparse._SubParsersAction) -> None:
     imp = commands.add_parser("import", help="import an XES, CSV or Parquet log into a file")
     imp.add_argument("log", help="the log: .xes, .xes.gz, .csv, .parquet or a Parquet folder")
-    imp.add_argument("--db", required=True, help="DuckDB file to import into")
+    imp.add_argument("--db", required=True, help="DuckDB file or PostgreSQL URL to import into")
     imp.add_argument("--case", help="the case column (default: found by name)")
     imp.add_argument("--activity", help="the activity column (default: found by name)")
     imp.add_argument("--timestamp", help="the timestamp column (default: found by name)")
     imp.add_argument("--prefix", default="", help="prefix for the stream ids")
     imp.set_defaults(run=_import)
     info = commands.add_parser("info", help="streams, events, types and time span of a file")
-    info.add_argument("--db", required=True, help="DuckDB file to describe")
+    info.add_argument("--db", required=True, help="DuckDB file or PostgreSQL URL to describe")
     info.set_defaults(run=_info)
     export = commands.add_parser("export", help="write the log as Parquet partitioned by type")
     export.add_argument("dir", help="the folder to write")
-    export.add_argument("--db", required=True, help="DuckDB file to export")
+    export.add_argument("--db", required=True, help="DuckDB file or PostgreSQL URL to export")
     export.add_argument("--overwrite", action="store_true", help="replace the folder's files")
     export.set_defaults(run=_export)
     query = commands.add_parser("sql", help="run SQL over the view `events`")
     query.add_argument("query", help='e.g. "select type, count(*) from events group by 1"')
-    query.add_argument("--db", required=True, help="DuckDB file to query")
+    query.add_argument("--db", required=True, help="DuckDB file or PostgreSQL URL to query")
     query.add_argument("--max-rows", type=_count, default=60, help="rows to print at most")
     query.set_defaults(run=_sql)
+    copying = commands.add_parser(
+        "copy", help="copy every event one log lacks from another (files or URLs)")
+    copying.add_argument("source", help="DuckDB file or PostgreSQL URL to copy from")
+    copying.add_argument("target", help="DuckDB file or PostgreSQL URL to copy into")
+    copying.add_argument("--progress", action="store_true", help="show a progress bar")
+    copying.set_defaults(run=_copy)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="eventlab: event sourcing you can see")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run the bank-account example end to end")
-    demo.add_argument("--db", help="DuckDB file to use (default: a temporary file)")
+    demo.add_argument("--db", help="DuckDB file or PostgreSQL URL (default: a temporary file)")
     demo.set_defaults(run=_demo)
     _add_log_commands(commands)
     return parser

@@ -23,7 +23,7 @@ def run_demo(path: str | None = None, print: Callable[[str], object] = print) ->
         folder = tempfile.TemporaryDirectory()
         path = str(Path(folder.name) / "bank.duckdb")
     store = connect(path)
-    print(f"event store: DuckDB file {path}")
+    print(f"event store: {store!r}")
     accounts = Repository(store, Account())
 
     accounts.execute("account-1", Open("ada"), metadata={"user": "ada"})

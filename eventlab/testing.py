@@ -2,6 +2,7 @@
 
 >>> from eventlab.examples.bank import Account, Opened, Withdraw, InsufficientFunds
 >>> given(Account(), [Opened("ada")]).when(Withdraw(100)).then_raises(InsufficientFunds)
+InsufficientFunds('cannot withdraw 100: the balance is 0.0')
 """
 
 from __future__ import annotations

@@ -57,3 +57,30 @@ def held_by_another_process(path: Path) -> Iterator[subprocess.Popen]:
     finally:
         holder.kill()
         holder.wait()
+
+
+# -- a real PostgreSQL server, started once for the whole run ----------------------------
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server from the machine's binaries (``./run test`` installs
+    them when missing). Never skipped: without PostgreSQL the tests that need it fail."""
+    from eventlab.pgserver import HOW_TO_INSTALL, ThrowawayPostgres, postgres_binaries
+
+    if postgres_binaries() is None:
+        pytest.fail(HOW_TO_INSTALL)
+    with ThrowawayPostgres(durable=False) as server:
+        yield server
+
+
+@pytest.fixture
+def pg_schema() -> str:
+    """A schema name no other test uses: each test gets a log of its own."""
+    import uuid
+
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def pg_url(postgres_server) -> str:
+    return postgres_server.url

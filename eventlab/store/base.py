@@ -72,6 +72,12 @@ from .rows import (
 )
 
 log = logging.getLogger("eventlab.store")
+_ANY_RETRIES = 50   # appends expecting ANY that lose a race to another process try again
+
+
+class _MovedUnderAny(Exception):
+    """A stream moved under an append that expected ``ANY``: write it again."""
+
 
 class EventStore(Records, ABC):
     """The contract every store keeps; a backend is rows in, rows out, atomically.
@@ -202,8 +208,10 @@ class EventStore(Records, ABC):
         """Append many streams at once from an Arrow table or DataFrame (``ANY`` each).
 
         Columns: ``stream_id``, ``type``, ``data`` (JSON text or dict), and optionally
-        ``metadata``, ``event_id``, ``recorded_at``. Rows of one stream keep their
-        order. All or nothing; returns how many events were written.
+        ``metadata``, ``event_id``, ``recorded_at``, ``schema_version``. Rows of one
+        stream keep their order. A ``version`` column pins each row's version: a
+        stream not at the version before its first row raises ``ConcurrencyError``.
+        All or nothing; returns how many events were written.
         """
         from .batches import batch_table, groups_of  # pandas and pyarrow only when used
 
@@ -216,6 +224,8 @@ class EventStore(Records, ABC):
             self._check_open()
             seen_before = bool(ids) and bool(self._find_ids(ids))
             if not seen_before:
+                if "version" in table.column_names:
+                    self._check_pinned(table)
                 try:
                     head = self._insert_table(table)
                 except StreamMoved as moved:
@@ -223,10 +233,23 @@ class EventStore(Records, ABC):
                     raise ConcurrencyError(stream_id, ANY,
                                            self._versions([stream_id])[stream_id]) from moved
         if seen_before:   # rows stored before: the per-event path treats them as retries
+            if "version" in table.column_names:
+                raise InvalidInputError(
+                    "a batch with versions must not hold events already stored "
+                    "(el.copy leaves those out)")
             self._write([(sid, ANY, batch) for sid, batch in groups_of(table)])
         else:
             self._notify(head)
         return table.num_rows
+
+    def _check_pinned(self, table: Any) -> None:
+        """Each stream's rows must continue it: versions version+1, version+2, ..."""
+        streams, pinned = (table.column(c).to_pylist() for c in ("stream_id", "version"))
+        versions = self._versions(list(dict.fromkeys(streams)))
+        for stream_id, version in zip(streams, pinned, strict=True):
+            if version != versions[stream_id] + 1:
+                raise ConcurrencyError(stream_id, version - 1, versions[stream_id])
+            versions[stream_id] = version
 
     def _write(self, groups: list[tuple[str, Expected, list[Pending]]]) -> list[int]:
         """The one write loop: check every group against its stream, then insert them
@@ -234,12 +257,29 @@ class EventStore(Records, ABC):
 
         A batch whose event ids are all stored in place is a retry and writes
         nothing; a stream that moves between the check and the insert (another
-        process got there first) is a ``ConcurrencyError``.
+        process got there first) is a ``ConcurrencyError``, unless every stream
+        that moved expected ``ANY``: then the loop runs again.
         """
+        for _ in range(_ANY_RETRIES):
+            try:
+                return self._write_once(groups)
+            except _MovedUnderAny:
+                continue
+        return self._write_once(groups, retry_any=False)
+
+    def _write_once(self, groups: list[tuple[str, Expected, list[Pending]]],
+                    retry_any: bool = True) -> list[int]:
         ids = [p.event_id for _, _, batch in groups for p in batch if p.event_id is not None]
         with self._writing():
             self._check_open()
-            versions = self._versions(list(dict.fromkeys(sid for sid, _, _ in groups)))
+            # A backend whose insert checks the versions itself needs no read first
+            # for a stream the caller names an exact version of: one round trip.
+            presumed = {sid: expected for sid, expected, batch in groups
+                        if self._insert_checks_versions and batch and not ids
+                        and type(expected) is int}
+            asked = [sid for sid, _, _ in groups if sid not in presumed]
+            versions = {**presumed, **(self._versions(list(dict.fromkeys(asked)))
+                                       if asked else {})}
             found = self._find_ids(ids) if ids else {}
             results, plan, expectations = [], [], []
             for stream_id, expected, batch in groups:
@@ -258,10 +298,12 @@ class EventStore(Records, ABC):
                 head = self._insert(plan)
             except StreamMoved as moved:
                 now = self._versions([sid for sid, _, _ in plan])
-                for (stream_id, actual, _), expected in zip(plan, expectations, strict=True):
-                    if now[stream_id] != actual:
-                        raise ConcurrencyError(stream_id, expected, now[stream_id]) from moved
-                raise ConcurrencyError(plan[0][0], expectations[0], now[plan[0][0]]) from moved
+                changed = [(sid, expected) for (sid, actual, _), expected
+                           in zip(plan, expectations, strict=True) if now[sid] != actual]
+                if retry_any and changed and all(e is ANY for _, e in changed):
+                    raise _MovedUnderAny from moved
+                stream_id, expected = changed[0] if changed else (plan[0][0], expectations[0])
+                raise ConcurrencyError(stream_id, expected, now[stream_id]) from moved
         self._notify(head)
         return results
 
@@ -482,6 +524,11 @@ class EventStore(Records, ABC):
     @abstractmethod
     def _find_ids(self, event_ids: list[str]) -> dict[str, tuple[str, int]]:
         """Where those event ids are stored in the whole log: ``{id: (stream_id, version)}``."""
+
+    #: True when ``_insert`` reads each stream's version in the same atomic step and
+    #: raises ``StreamMoved`` on a difference: the write loop then skips its own read
+    #: for appends that name an exact version.
+    _insert_checks_versions: bool = False
 
     @abstractmethod
     def _insert(self, plan: list[tuple[str, int, list[Pending]]]) -> int:

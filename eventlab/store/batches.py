@@ -2,9 +2,11 @@
 
 A batch is a pandas DataFrame or an Arrow table with the columns ``stream_id``,
 ``type`` and ``data`` (JSON text or dicts), and optionally ``metadata``,
-``event_id`` and ``recorded_at``. Every row is checked before anything is
-written; the first bad one is named by its 1-based number and its stream. A
-value no read path could give back is refused: JSON our reader cannot parse
+``event_id``, ``recorded_at``, ``schema_version`` (of the payload, default 1)
+and ``version`` (the version each row must land at: a copy keeps them). Every
+row is checked before anything is written; the first bad one is named by its
+1-based number and its stream. A value no read path could give back is
+refused: JSON our reader cannot parse
 (DuckDB's own parser takes ``NaN``, ``Infinity`` and trailing commas), a time
 outside years 1-9999, an event id given twice.
 
@@ -39,9 +41,9 @@ _CANONICAL = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 def batch_table(rows: Any) -> pa.Table:
     """Check and normalise rows to append: an Arrow table with ``stream_id, type, data,
-    metadata, event_id, recorded_at`` (text, text, JSON text, JSON text, canonical UUID
-    text or null, UTC timestamp or null). Raises ``InvalidInputError`` naming the first
-    bad row."""
+    metadata, event_id, recorded_at, schema_version`` (text, text, JSON text, JSON text,
+    canonical UUID text or null, UTC timestamp or null, int32), and ``version`` (int64)
+    when the rows give one. Raises ``InvalidInputError`` naming the first bad row."""
     table = _as_arrow(rows)
     names = set(table.column_names)
     missing = [c for c in ("stream_id", "type", "data") if c not in names]
@@ -59,7 +61,12 @@ def batch_table(rows: Any) -> pa.Table:
                      else pa.nulls(n, pa.string())),
         "recorded_at": (_timestamps(table, "recorded_at") if "recorded_at" in names
                         else pa.nulls(n, UTC_MICROS)),
+        "schema_version": (_counts(table, "schema_version", pa.int32())
+                           if "schema_version" in names
+                           else pa.repeat(pa.scalar(1, pa.int32()), n)),
     }
+    if "version" in names:
+        columns["version"] = _counts(table, "version", pa.int64())
     out = pa.table(columns)
     event_ids = _check(out)
     _check_json(out)
@@ -80,11 +87,11 @@ def groups_of(table: pa.Table) -> list[tuple[str, list[Pending]]]:
     table = table.set_column(5, "recorded_at", table.column(5).cast(UTC_MICROS_PY))
     now = datetime.now(UTC)
     groups: list[tuple[str, list[Pending]]] = []
-    for stream_id, type_, data, meta, event_id, at in zip(
-            *(table.column(i).to_pylist() for i in range(table.num_columns)), strict=True):
+    for stream_id, type_, data, meta, event_id, at, schema in zip(
+            *(table.column(i).to_pylist() for i in range(7)), strict=True):
         if not groups or groups[-1][0] != stream_id:
             groups.append((stream_id, []))
-        groups[-1][1].append(Pending(type_, data, meta or "{}", event_id, at or now, 1))
+        groups[-1][1].append(Pending(type_, data, meta or "{}", event_id, at or now, schema))
     return groups
 
 
@@ -158,6 +165,23 @@ def _timestamps(table: pa.Table, name: str) -> pa.ChunkedArray:
     except pa.ArrowInvalid as exc:
         raise InvalidInputError(
             f"column {name!r} holds a time outside what microseconds can hold: {exc}") from None
+
+
+def _counts(table: pa.Table, name: str, kind: pa.DataType) -> pa.ChunkedArray:
+    """A column of whole numbers from 1 up, with none missing (versions, schema versions)."""
+    column = table.column(name)
+    if not pa.types.is_integer(column.type):
+        raise InvalidInputError(f"column {name!r} must hold whole numbers, got {column.type}")
+    bad = pc.or_kleene(pc.is_null(column), pc.less(column, 1))
+    if pc.any(bad).as_py():
+        row = pc.index(bad, True).as_py() + 1
+        raise InvalidInputError(f"row {row}{_in_stream(table.column('stream_id')[row - 1].as_py())}"
+                                f": {name} must be a whole number from 1 up, "
+                                f"got {column[row - 1].as_py()}")
+    try:
+        return column.cast(kind)
+    except pa.ArrowInvalid as exc:
+        raise InvalidInputError(f"column {name!r} holds a number too large: {exc}") from None
 
 
 def _check(table: pa.Table) -> pa.ChunkedArray:

@@ -302,7 +302,7 @@ class DuckDBEventStore(EventStore):
                            + row_number() over (partition by b.stream_id order by b._n),
                        b.type, b.data, coalesce(b.metadata, '{{}}'),
                        coalesce(b.event_id::uuid, gen_random_uuid()),
-                       coalesce(b.recorded_at, ?::timestamptz), 1
+                       coalesce(b.recorded_at, ?::timestamptz), b.schema_version
                 from _eventlab_bulk b left join (
                     select stream_id, max(version) as version from {TABLE}
                     where stream_id in (select stream_id from _eventlab_bulk)
@@ -674,16 +674,3 @@ def _columns(table: pa.Table | pa.RecordBatch) -> list[list[Any]]:
         epoch, delta = _EPOCH, timedelta     # exact for every year from 1 to 9999
         columns[7] = [epoch + delta(0, 0, us) for us in times]
     return columns
-
-
-
-def connect(path: str | os.PathLike[str] | None = None, read_only: bool = False,
-            registry: Any = None) -> DuckDBEventStore:
-    """Open an event store on DuckDB: in memory (the default) or in a file.
-
-    >>> store = connect()
-    >>> store.path is None
-    True
-    >>> store.close()
-    """
-    return DuckDBEventStore(path, read_only=read_only, registry=registry)

@@ -40,10 +40,11 @@ class Mirror:
         """The mirror, holding every event of the source up to its head now."""
         with self._lock:
             source, store = self.source, self.store
+            head = source.head()   # first: a store may read its generation with it
             if source.generation != self._generation:
                 store._clear_log()
                 self._generation = source.generation
-            head = source.head()
+                head = source.head()
             if head > store.head():
                 table = source.read_arrow(store.head() + 1, head)
                 store._copy_arrow(table, head)

@@ -13,7 +13,8 @@ commits at its end or not at all.
 >>> store = el.InMemoryEventStore()
 >>> _ = store.append("a-1", [el.NewEvent({"n": 2}, type="T")])
 >>> with store.sql_session() as session:
-...     session.execute("create table totals as select sum((data->>'n')::int) as n from events")
+...     _ = session.execute("create table totals as select sum((data->>'n')::int)::int as n "
+...                         "from events")
 ...     session.save_checkpoint("sql:totals", session.head)
 >>> store.sql("select n from totals").n.tolist()
 [2]
