@@ -45,11 +45,11 @@ def eventsourcing_app(path: Path):
     global _bank_class
     os.environ.update(PERSISTENCE_MODULE="eventsourcing.sqlite", SQLITE_DBNAME=str(path))
     if _bank_class is None:
-        _bank_class = _define_bank()
+        _bank_class = define_bank()
     return _bank_class()
 
 
-def _define_bank():
+def define_bank():
     from eventsourcing.application import Application
     from eventsourcing.domain import Aggregate, event
 

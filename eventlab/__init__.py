@@ -47,6 +47,7 @@ _LAZY = {
     "what_if": "timetravel",
     "import_log": "importers",
     "copy": "copying",
+    "PostgresEventStore": "store.postgres",
     "analytics": None,
     "datasets": None,
     "notebook": None,

@@ -45,11 +45,16 @@ def interval(every: str) -> str:
     """A pandas-style period (``"1D"``, ``"6h"``, ``"15min"``, ``"1W"``, ``"1M"``) as a
     DuckDB interval.
 
-    >>> interval("15min"), interval("1D"), interval("2W")
-    ('15 minute', '1 day', '2 week')
+    As in pandas, ``ms`` is a millisecond and ``MS`` a month (its start).
+
+    >>> interval("15min"), interval("1D"), interval("2W"), interval("100ms"), interval("1MS")
+    ('15 minute', '1 day', '2 week', '100 millisecond', '1 month')
     """
     match = re.fullmatch(r"\s*(\d*)\s*([A-Za-z]+)\s*", every)
-    unit = _UNITS.get(match.group(2).lower()) if match else None
+    unit = None
+    if match:
+        unit = ("millisecond" if match.group(2) in ("ms", "millisecond")
+                else _UNITS.get(match.group(2).lower()))
     if unit is None:
         raise InvalidInputError(
             f"every={every!r} is not a period; use e.g. '1D', '6h', '15min', '1W', '1M'")

@@ -2,7 +2,7 @@
 
     python -m eventlab demo
     python -m eventlab import data/receipt/receipt.xes.gz --db receipt.duckdb
-    python -m eventlab info --db receipt.duckdb
+    python -m eventlab info receipt.duckdb
     python -m eventlab sql --db receipt.duckdb "select type, count(*) from events group by 1"
     python -m eventlab export --db receipt.duckdb receipt-parquet/
     python -m eventlab copy postgresql://ada:secret@db/log local.duckdb
@@ -72,6 +72,9 @@ def _import(args: argparse.Namespace) -> None:
 
 @_failing
 def _info(args: argparse.Namespace) -> None:
+    args.db = args.db or args.target
+    if not args.db:
+        raise SystemExit("error: name the log: eventlab info FILE_OR_URL")
     with _open(args.db, read_only=True) as store:
         row = store.sql("select count(distinct stream_id) as streams, count(*) as events, "
                         "count(distinct type) as types, min(recorded_at) as first, "
@@ -134,8 +137,9 @@ def _add_log_commands(commands: argparse._SubParsersAction) -> None:
     imp.add_argument("--timestamp", help="the timestamp column (default: found by name)")
     imp.add_argument("--prefix", default="", help="prefix for the stream ids")
     imp.set_defaults(run=_import)
-    info = commands.add_parser("info", help="streams, events, types and time span of a file")
-    info.add_argument("--db", required=True, help="DuckDB file or PostgreSQL URL to describe")
+    info = commands.add_parser("info", help="streams, events, types and time span of a log")
+    info.add_argument("target", nargs="?", help="DuckDB file or PostgreSQL URL to describe")
+    info.add_argument("--db", help="the same, as an option")
     info.set_defaults(run=_info)
     export = commands.add_parser("export", help="write the log as Parquet partitioned by type")
     export.add_argument("dir", help="the folder to write")

@@ -23,15 +23,23 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "events.duckdb"
 
 
-@pytest.fixture(params=["memory", "duckdb-memory", "duckdb-file"])
+def new_store(kind: str, request, tmp_path: Path) -> el.EventStore:
+    """A fresh, empty store of one kind: ``memory``, ``duckdb`` (in memory),
+    ``duckdb-file`` or ``postgres`` (a schema of its own on the test server)."""
+    if kind == "memory":
+        return el.InMemoryEventStore()
+    if kind == "duckdb-file":
+        return el.connect(tmp_path / "log.duckdb")
+    if kind == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        return el.connect(server.url, schema=request.getfixturevalue("pg_schema"))
+    return el.connect()
+
+
+@pytest.fixture(params=["memory", "duckdb", "duckdb-file", "postgres"])
 def store(request, tmp_path: Path) -> Iterator[el.EventStore]:
     """One store of each kind (a module may define its own ``store`` instead)."""
-    if request.param == "memory":
-        s = el.InMemoryEventStore()
-    elif request.param == "duckdb-file":
-        s = el.connect(tmp_path / "log.duckdb")
-    else:
-        s = el.connect()
+    s = new_store(request.param, request, tmp_path)
     yield s
     s.close()
 

@@ -290,6 +290,28 @@ class StoreContract:
             store.append_batch(bad)
         assert store.head() == 0 and list(store.read_all()) == []
 
+    def test_append_batch_pins_versions_and_keeps_schema_versions(self, store):
+        import pandas as pd
+
+        store.append("a", [Noted("first")])
+        rows = pd.DataFrame({"stream_id": ["a", "b", "a"], "type": "Noted",
+                             "data": ['{"text": "x"}'] * 3, "version": [2, 1, 3],
+                             "schema_version": [1, 1, 1]})
+        assert store.append_batch(rows) == 3
+        assert [(e.stream_id, e.version) for e in store.read_all()] == [
+            ("a", 1), ("a", 2), ("b", 1), ("a", 3)]
+        with pytest.raises(el.ConcurrencyError) as caught:   # b is at 1, not 4
+            store.append_batch(rows.assign(version=[4, 5, 5]))
+        assert (caught.value.stream_id, caught.value.expected, caught.value.actual) == (
+            "b", 4, 1)
+        assert store.head() == 4
+        with pytest.raises(el.InvalidInputError, match=r"row 2.*version must be"):
+            store.append_batch(rows.assign(version=[4, 0, 5]))
+        old = pd.DataFrame({"stream_id": ["c"], "type": ["Old"], "data": ['{"n": 1}'],
+                            "schema_version": [3]})
+        store.append_batch(old)
+        assert store.read_arrow(stream_id="c").column("schema_version").to_pylist() == [3]
+
     def test_append_batch_again_with_its_ids_is_a_no_op(self, store):
         import pandas as pd
 

@@ -12,6 +12,8 @@ import eventlab as el
 from eventlab import analytics
 from eventlab.store.base import InvalidInputError
 
+from conftest import new_store
+
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 CASES = {  # case -> [(type, minutes after T0)]
     "c1": [("open", 0), ("check", 30), ("close", 90)],
@@ -20,9 +22,9 @@ CASES = {  # case -> [(type, minutes after T0)]
 }
 
 
-@pytest.fixture(params=["duckdb", "memory"])
-def store(request):
-    s = el.connect() if request.param == "duckdb" else el.InMemoryEventStore()
+@pytest.fixture(params=["duckdb", "memory", "postgres"])
+def store(request, tmp_path):
+    s = new_store(request.param, request, tmp_path)
     rows = [(T0 + timedelta(minutes=m), case, t) for case, steps in CASES.items()
             for t, m in steps]
     rows.sort()

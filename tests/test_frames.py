@@ -16,15 +16,16 @@ import eventlab as el
 from eventlab.store.base import InvalidInputError
 from eventlab.store.batches import batch_groups
 
+from conftest import new_store
+
 RUNNING_XES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / \
     "running-example" / "running-example.xes"
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["duckdb", "memory"])
+@pytest.fixture(params=["duckdb-file", "memory", "postgres"])
 def store(request, tmp_path):
-    s = el.connect(tmp_path / "f.duckdb") if request.param == "duckdb" \
-        else el.InMemoryEventStore()
+    s = new_store(request.param, request, tmp_path)
     yield s
     s.close()
 

@@ -16,6 +16,8 @@ import pytest
 import eventlab as el
 from eventlab.importers import LogImportError
 
+from conftest import new_store
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RECEIPT_XES = DATA / "receipt" / "receipt.xes.gz"
 RECEIPT_CSV = DATA / "receipt" / "receipt.csv"
@@ -54,9 +56,9 @@ def events_of(store: el.EventStore) -> list[tuple]:
                   for e in store.read_all())
 
 
-@pytest.fixture(params=["duckdb", "memory"])
-def store(request):
-    s = el.connect() if request.param == "duckdb" else el.InMemoryEventStore()
+@pytest.fixture(params=["duckdb", "memory", "postgres"])
+def store(request, tmp_path):
+    s = new_store(request.param, request, tmp_path)
     yield s
     s.close()
 

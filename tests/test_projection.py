@@ -16,12 +16,14 @@ import eventlab as el
 from eventlab.examples.bank import Account, Closed, Deposited, Opened, Withdrew
 from eventlab.subscription import SubscriptionError
 
+from conftest import new_store
+
 WAIT = 30  # seconds: only a bound on a hang
 
 
-@pytest.fixture(params=["duckdb", "memory"])
-def store(request):
-    s = el.connect() if request.param == "duckdb" else el.InMemoryEventStore()
+@pytest.fixture(params=["duckdb", "memory", "postgres"])
+def store(request, tmp_path):
+    s = new_store(request.param, request, tmp_path)
     yield s
     s.close()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 import eventlab as el
@@ -21,6 +23,29 @@ class TestPostgresStore(StoreContract):
         return el.connect(self.url, schema=self.schema)
 
 
+@pytest.mark.postgres
+def test_appends_expecting_any_never_conflict_across_connections(pg_url, pg_schema):
+    handles = [el.connect(pg_url, schema=pg_schema) for _ in range(3)]
+    errors: list[Exception] = []
+
+    def write(store: el.EventStore) -> None:
+        try:
+            for i in range(60):
+                store.append("hot", [el.NewEvent({"i": i}, type="T")])
+        except Exception as exc:   # a ConcurrencyError here would be the bug
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(h,)) for h in handles]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [e.version for e in handles[0].read_stream("hot")] == list(range(1, 181))
+    for h in handles:
+        h.close()
+
+
 # -- many processes, one log ------------------------------------------------------------------
 
 import json  # noqa: E402
@@ -28,7 +53,6 @@ import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import textwrap  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 from collections import Counter, defaultdict  # noqa: E402
 
@@ -122,6 +146,8 @@ def test_six_writer_processes_a_subscriber_and_a_polling_reader(pg_url, pg_schem
         versions[stream].append(version)
     assert all(v == list(range(1, len(v) + 1)) for v in versions.values())
     assert len(versions) == writers_n + 2
+    # losers of a race fail the version check before taking a position: no gaps
+    assert [p for p, *_ in stored] == list(range(1, total + 1))
     in_order = [(p, w, k) for p, _, _, w, k in stored]
     assert seen == in_order         # the subscriber: every event, once, in order
     assert polled == in_order       # the polling reader too
@@ -322,7 +348,7 @@ def test_every_cli_command_takes_a_postgres_url(postgres_server, pg_schema, tmp_
     printed = _cli("import", log, "--db", url)
     assert "imported 42 events of 6 cases" in printed
     assert "nothing new" in _cli("import", log, "--db", url)
-    printed += _cli("info", "--db", url)
+    printed += _cli("info", url)
     assert "6 streams, 42 events, 8 types" in printed
     printed += _cli("sql", "--db", url, "select count(*) as n from events")
     assert printed.rstrip().endswith("42")
@@ -339,3 +365,42 @@ def test_every_cli_command_takes_a_postgres_url(postgres_server, pg_schema, tmp_
     with el.connect(other) as copied, el.connect(local) as kept:
         assert _log(copied) == _log(kept)
         assert len(_log(copied)) == 42
+
+
+# -- projections follow another process's writes ------------------------------------------------
+
+class _Totals(el.Projection):
+    def initial_state(self):
+        return {}
+
+    def apply(self, state, event):
+        state[event.stream_id] = state.get(event.stream_id, 0) + event.data["n"]
+        return state
+
+
+@pytest.mark.postgres
+def test_projections_follow_what_another_process_commits(pg_url, pg_schema):
+    with el.connect(pg_url, schema=pg_schema) as store:
+        projector = el.Projector(store, _Totals(), name="totals", checkpoint_every=1)
+        table = el.SqlProjection(store, "totals_sql", "select stream_id, sum((data->>'n')::int) "
+                                 "as n from events group by stream_id", key="stream_id",
+                                 combine={"n": "sum"})
+        following = [projector.follow(poll_interval=None), table.follow(poll_interval=None)]
+        subprocess.run([sys.executable, "-c", textwrap.dedent("""
+            import sys, eventlab as el
+            store = el.connect(sys.argv[1], schema=sys.argv[2])
+            for i in range(60):
+                store.append(f"s-{i % 3}", [el.NewEvent({"n": i}, type="N")])
+            """), pg_url, pg_schema], check=True)
+        for sub in following:
+            assert sub.wait_until(60, timeout=20)
+        expected = {f"s-{k}": sum(i for i in range(60) if i % 3 == k) for k in range(3)}
+        assert projector.state == expected
+        assert dict(table.df().sort_values("stream_id").values.tolist()) == expected
+        for sub in following:
+            sub.close()
+        # the checkpoint lives in the database: another process's projector resumes there
+        with el.connect(pg_url, schema=pg_schema) as other:
+            assert other.load_checkpoint("totals")[0] == 60
+            resumed = el.Projector(other, _Totals(), name="totals")
+            assert resumed.run() == 0 and resumed.state == expected

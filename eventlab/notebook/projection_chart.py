@@ -77,6 +77,7 @@ class ProjectionChart(View):
         self.every, self.types, self.title = every, _types(store, projection, types), title
         self.figure = ChartFigure(figsize=figsize)
         self.subscription: Any = None
+        self._head_seen = 0
         self._lock = threading.RLock()
         self._image = w.Image(format="png")
         self._label = w.HTML()
@@ -156,8 +157,16 @@ class ProjectionChart(View):
             if event.position <= self.position:   # already applied by step()/run()
                 return
             self._apply_one(event)
-            if self.count % self.every == 0 or event.position >= self.store.head():
+            if self.count % self.every == 0 or self._caught_up(event.position):
                 self._redraw()
+
+    def _caught_up(self, position: int) -> bool:
+        """True when ``position`` is the log's last: asks the store only once the head
+        it last gave is reached (on a server, each ask is a round trip)."""
+        if position < self._head_seen:
+            return False
+        self._head_seen = self.store.head()
+        return position >= self._head_seen
 
     def stop(self) -> None:
         """Stop following live appends (raises if the subscription's handler failed)."""

@@ -56,6 +56,7 @@ from ..events import (
 from .records import Records
 from .rows import (
     Expected,
+    IdsStored,
     Pending,
     StoredRow,
     StreamMoved,
@@ -219,21 +220,12 @@ class EventStore(Records, ABC):
         table = batch_table(rows)
         if table.num_rows == 0:
             return 0
-        ids = table.column("event_id").drop_null().to_pylist()
+        pinned = "version" in table.column_names
         with self._writing():
             self._check_open()
-            seen_before = bool(ids) and bool(self._find_ids(ids))
-            if not seen_before:
-                if "version" in table.column_names:
-                    self._check_pinned(table)
-                try:
-                    head = self._insert_table(table)
-                except StreamMoved as moved:
-                    stream_id = moved.args[0]
-                    raise ConcurrencyError(stream_id, ANY,
-                                           self._versions([stream_id])[stream_id]) from moved
-        if seen_before:   # rows stored before: the per-event path treats them as retries
-            if "version" in table.column_names:
+            head = self._insert_new(table, pinned)
+        if head is None:   # rows stored before: the per-event path treats them as retries
+            if pinned:
                 raise InvalidInputError(
                     "a batch with versions must not hold events already stored "
                     "(el.copy leaves those out)")
@@ -241,6 +233,28 @@ class EventStore(Records, ABC):
         else:
             self._notify(head)
         return table.num_rows
+
+    def _insert_new(self, table: Any, pinned: bool) -> int | None:
+        """Insert a batch none of whose event ids is stored yet and return the head, or
+        return ``None`` when some are (a retry). Rows that expect ``ANY`` are tried
+        again when another process moved one of their streams meanwhile."""
+        ids = table.column("event_id").drop_null().to_pylist()
+        for attempt in range(_ANY_RETRIES):
+            # a backend with a unique index on ids finds stored ones as it inserts
+            if ids and not self._insert_table_refuses_stored_ids and self._find_ids(ids):
+                return None
+            if pinned:
+                self._check_pinned(table)
+            try:
+                return self._insert_table(table)
+            except IdsStored:
+                return None
+            except StreamMoved as moved:
+                if pinned or attempt == _ANY_RETRIES - 1:
+                    stream_id = moved.args[0]
+                    raise ConcurrencyError(stream_id, ANY, self._versions(
+                        [stream_id])[stream_id]) from moved
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _check_pinned(self, table: Any) -> None:
         """Each stream's rows must continue it: versions version+1, version+2, ..."""
@@ -524,6 +538,9 @@ class EventStore(Records, ABC):
     @abstractmethod
     def _find_ids(self, event_ids: list[str]) -> dict[str, tuple[str, int]]:
         """Where those event ids are stored in the whole log: ``{id: (stream_id, version)}``."""
+
+    #: True when ``_insert_table`` raises ``IdsStored`` for an event id already stored.
+    _insert_table_refuses_stored_ids: bool = False
 
     #: True when ``_insert`` reads each stream's version in the same atomic step and
     #: raises ``StreamMoved`` on a difference: the write loop then skips its own read

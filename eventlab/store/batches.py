@@ -26,7 +26,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
 import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,6 +34,7 @@ from ..errors import InvalidInputError
 from ..events import encode_json
 from .arrow import UTC_MICROS, UTC_MICROS_PY
 from .rows import Pending
+from .scratch import scratch_cursor
 
 _CANONICAL = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
@@ -143,12 +143,9 @@ def _text(table: pa.Table, name: str) -> pa.ChunkedArray:
 def _json_column(table: pa.Table, name: str) -> pa.ChunkedArray:
     column = table.column(name)
     if pa.types.is_struct(column.type) or pa.types.is_map(column.type):
-        con = duckdb.connect()
-        try:
+        with scratch_cursor() as con:
             con.register("_values", pa.table({"v": column}))
             column = con.sql("select to_json(v)::varchar as v from _values").to_arrow_table()[0]
-        finally:
-            con.close()
     return _text(pa.table({name: column}), name)
 
 
@@ -189,9 +186,7 @@ def _check(table: pa.Table) -> pa.ChunkedArray:
 
     Returns the event ids as canonical UUID text (``None`` where a row has none).
     """
-    con = duckdb.connect()
-    try:
-        con.execute("set TimeZone = 'UTC'")
+    with scratch_cursor() as con:
         con.register("_batch", table.append_column(
             "n", pa.array(range(1, table.num_rows + 1), pa.int64())))
         bad = con.execute("""
@@ -231,8 +226,6 @@ def _check(table: pa.Table) -> pa.ChunkedArray:
                                  min(i.n) over (partition by i.id) as first
                           from _ids i join _batch b using (n) where i.id is not null)
                     where n > first order by n limit 1""").fetchall()
-    finally:
-        con.close()
     if bad:
         row, stream_id, problem = bad[0]
         raise InvalidInputError(f"row {row}{_in_stream(stream_id)}: {problem}")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -38,6 +37,7 @@ from ..events import EventRegistry
 from .arrow import UTC_MICROS
 from .names import TABLE, literal, quote
 from .rows import check_position, type_names
+from .scratch import scratch_cursor
 
 
 class LogSource(Protocol):
@@ -71,28 +71,12 @@ def connection(store: LogSource) -> Iterator[duckdb.DuckDBPyConnection]:
         yield cursor
 
 
-_scratch: duckdb.DuckDBPyConnection | None = None
-_scratch_lock = threading.Lock()
-
-
 @contextlib.contextmanager
 def over_arrow(table: pa.Table) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A DuckDB cursor in which ``table`` (rows of ``read_arrow``) is ``eventlab_events``.
-
-    Cursors of one scratch database in memory: opening a database costs tens of
-    milliseconds, a cursor about one, and what a cursor registers only it sees.
-    """
-    global _scratch
-    with _scratch_lock:
-        if _scratch is None:
-            _scratch = duckdb.connect()
-    cursor = _scratch.cursor()
-    try:
-        cursor.execute("set TimeZone = 'UTC'")
+    """A DuckDB cursor in which ``table`` (rows of ``read_arrow``) is ``eventlab_events``."""
+    with scratch_cursor() as cursor:
         cursor.register(TABLE, table)
         yield cursor
-    finally:
-        cursor.close()
 
 
 def _between(log: pa.Table, since: datetime | str | None,

@@ -27,7 +27,7 @@ import io
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,14 +40,15 @@ from ..errors import EventlabError, InvalidInputError, ReadOnlyStoreError, Store
 from .arrow import LOG_SCHEMA, UTC_MICROS
 from .base import EventStore
 from .names import CHECKPOINTS, META, SNAPSHOTS, TABLE, literal, quote
-from .rows import MAX_INT, Pending, StoredRow, StreamMoved
+from .rows import MAX_INT, IdsStored, Pending, StoredRow, StreamMoved
 from .urls import redact, split_schema
 
 log = logging.getLogger("eventlab.store")
 
 #: Bumped whenever the schema below changes.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _READ_BATCH = 65_536
+_FUNCTION_ROWS = 64   # appends of more events than this go through COPY
 _COLUMNS = ("position, stream_id, version, type, data, metadata, event_id, recorded_at, "
             "schema_version")
 _SELECT = _COLUMNS.replace("event_id", "event_id::text")
@@ -59,7 +60,7 @@ _MOVED = "EL001"      # raised by eventlab_append: a stream is not at the versio
 _NOT_FIRST = "EL002"  # raised by eventlab_append: the transaction has written before
 
 
-def _schema_sql(s: str, lock_key: int, channel: str) -> list[str]:
+def _schema_sql(s: str, lock_key: int, channel: str, stream_prefix: str) -> list[str]:
     """The tables, sequence and append function of one schema (``s`` quoted)."""
     events, seq = f"{s}.{TABLE}", f"{s}.eventlab_positions"
     return [
@@ -105,6 +106,14 @@ def _schema_sql(s: str, lock_key: int, channel: str) -> list[str]:
                     raise exception 'eventlab: an append must be the first write of its '
                         'transaction' using errcode = '{_NOT_FIRST}';
                 end if;
+                -- Writers of one stream queue here until the one before commits, so
+                -- that its row is visible to the check below: a loser fails the check
+                -- and takes no position. Streams in order: no deadlocks.
+                for moved in select distinct c from unnest(checks) as c order by 1 loop
+                    perform pg_advisory_xact_lock(hashtextextended({literal(stream_prefix)}
+                                                                   || moved, 0));
+                end loop;
+                moved := null;
                 perform pg_advisory_lock({lock_key});
                 select c.s into moved from unnest(checks, befores) as c(s, b)
                     where coalesce((select max(e.version) from {events} e
@@ -195,7 +204,8 @@ class PostgresEventStore(EventStore):
         conn = self._conn
         with conn.transaction():
             conn.execute("select pg_advisory_xact_lock(hashtextextended('eventlab setup', 0))")
-            for statement in _schema_sql(quote(self.schema), self._lock_key, self._channel):
+            for statement in _schema_sql(quote(self.schema), self._lock_key, self._channel,
+                                         f"eventlab:{self.schema}:"):
                 conn.execute(statement)
 
     def _stored_schema_version(self) -> int | None:
@@ -250,11 +260,23 @@ class PostgresEventStore(EventStore):
         return {s: v for s, v, _ in rows}
 
     def _find_ids(self, event_ids: list[str]) -> dict[str, tuple[str, int]]:
+        # one text, split by the server: psycopg would quote-check each id of a list
         rows = self._rows("select event_id::text, stream_id, version from {events} "
-                          "where event_id = any(%s::uuid[])", [event_ids])
+                          "where event_id = any(string_to_array(%s, ',')::uuid[])",
+                          [",".join(event_ids)])
         return {i: (s, v) for i, s, v in rows}
 
     def _insert(self, plan: list[tuple[str, int, list[Pending]]]) -> int:
+        count = sum(len(batch) for _, _, batch in plan)
+        if count > _FUNCTION_ROWS:   # a big append: COPY, checked the same way
+            def rows(first: int, before: dict[str, int]) -> Iterator[tuple[Any, ...]]:
+                position = first
+                for stream_id, start, batch in plan:
+                    for version, p in enumerate(batch, start + 1):
+                        yield (position, stream_id, version, p.type, p.data, p.metadata,
+                               p.event_id or str(uuid.uuid4()), p.recorded_at, p.schema)
+                        position += 1
+            return self._copy_in({sid: before for sid, before, _ in plan}, count, rows)
         checks, befores = [], []
         streams, versions, types, datas, metas, ids, times, schemas = ([] for _ in range(8))
         for stream_id, before, batch in plan:
@@ -280,11 +302,37 @@ class PostgresEventStore(EventStore):
                 self._after_failed_write(conn)
                 raise self._write_error(exc, checks[0]) from exc
 
+    #: ``_insert_table`` learns of stored ids from the unique index on ``event_id``.
+    _insert_table_refuses_stored_ids = True
+
     def _insert_table(self, table: pa.Table) -> int:
-        """Checked ``append_batch`` rows through ``COPY``, in one transaction that holds
-        the append lock: versions are read under it, so they are exact."""
-        n = table.num_rows
+        """Checked ``append_batch`` rows: versions continue each stream, or are the
+        ones the rows pin."""
         stream_ids = table.column("stream_id").to_pylist()
+        expected = None
+        if "version" in table.column_names:   # each stream must be where its rows start
+            expected = {}
+            for stream_id, version in zip(stream_ids, table.column("version").to_pylist(),
+                                          strict=True):
+                expected.setdefault(stream_id, version - 1)
+
+        def rows(first: int, before: dict[str, int]) -> Iterator[tuple[Any, ...]]:
+            versions = []
+            for stream_id in stream_ids:
+                before[stream_id] += 1
+                versions.append(before[stream_id])
+            return _copy_rows(table, first, versions)
+
+        return self._copy_in(expected or dict.fromkeys(stream_ids), table.num_rows, rows)
+
+    def _copy_in(self, streams: dict[str, int | None], n: int,
+                 rows: Callable[[int, dict[str, int]], Iterable[tuple[Any, ...]]]) -> int:
+        """Write ``n`` rows with ``COPY`` in one transaction that holds the append lock.
+
+        ``streams`` maps each stream written to the version it must be at (``None``:
+        any). Under the lock the versions read are exact, and positions are taken as
+        one block; ``rows(first position, versions before)`` makes the rows.
+        """
         with self._using() as conn:
             try:
                 with conn.transaction():
@@ -292,25 +340,18 @@ class PostgresEventStore(EventStore):
                     before = dict(conn.execute(self._sql(
                         "select s, coalesce((select max(version) from {events} "
                         "where stream_id = s), 0) from unnest(%s::text[]) s"),
-                        [list(dict.fromkeys(stream_ids))]).fetchall())
-                    versions = []
-                    for stream_id in stream_ids:
-                        before[stream_id] += 1
-                        versions.append(before[stream_id])
-                    if "version" in table.column_names:
-                        pinned = table.column("version").to_pylist()
-                        for stream_id, want, got in zip(stream_ids, pinned, versions,
-                                                        strict=True):
-                            if want != got:
-                                raise StreamMoved(stream_id)
+                        [list(streams)]).fetchall())
+                    for stream_id, wanted in streams.items():
+                        if wanted is not None and before[stream_id] != wanted:
+                            raise StreamMoved(stream_id)
                     (first,) = conn.execute("select nextval(%s)",
                                             [self._names["seq"]]).fetchone()
                     if n > 1:
                         conn.execute("select setval(%s, %s)", [self._names["seq"], first + n - 1])
-                    rows = _copy_rows(table, first, versions)
                     with conn.cursor().copy(self._sql(
-                            f"copy {{events}} ({_COLUMNS}) from stdin (format csv)")) as copy:
-                        copy.write(rows)
+                            f"copy {{events}} ({_COLUMNS}) from stdin")) as copy:
+                        for row in rows(first, before):
+                            copy.write_row(row)
                     conn.execute("select pg_advisory_unlock(%s), pg_notify(%s, %s)",
                                  [self._lock_key, self._channel, str(first + n - 1)])
             except StreamMoved:
@@ -318,7 +359,10 @@ class PostgresEventStore(EventStore):
                 raise
             except psycopg.Error as exc:
                 self._after_failed_write(conn)
-                raise self._write_error(exc, stream_ids[0]) from exc
+                if (exc.sqlstate == "23505" and exc.diag.constraint_name
+                        and exc.diag.constraint_name.endswith("event_id_key")):
+                    raise IdsStored() from exc
+                raise self._write_error(exc, next(iter(streams))) from exc
         return first + n - 1
 
     def _after_failed_write(self, conn: psycopg.Connection) -> None:
@@ -517,30 +561,24 @@ class PostgresEventStore(EventStore):
         return f"PostgresEventStore({redact(self.url)!r}, schema={self.schema!r}{mode})"
 
 
-def _copy_rows(table: pa.Table, first: int, versions: list[int]) -> bytes:
-    """Batch rows as CSV for ``COPY``, with their positions, versions and defaults."""
+def _copy_rows(table: pa.Table, first: int, versions: list[int]) -> Iterator[tuple]:
+    """Batch rows for ``COPY``, with their positions, versions and defaults filled in.
+
+    Rows go through psycopg's ``write_row``, whose C formatting beats writing
+    the table as CSV with Arrow (measured: 85 against 120 ms for 10,000 rows).
+    """
     n = table.num_rows
-    ids = table.column("event_id")
-    if ids.null_count:
-        filled = ids.to_pylist()
-        ids = pa.array([i if i is not None else str(uuid.uuid4()) for i in filled], pa.string())
-    schema_version = (table.column("schema_version") if "schema_version" in table.column_names
-                      else pa.repeat(pa.scalar(1, pa.int32()), n))
-    out = pa.table({
-        "position": pa.array(range(first, first + n), pa.int64()),
-        "stream_id": table.column("stream_id"),
-        "version": pa.array(versions, pa.int64()),
-        "type": table.column("type"),
-        "data": table.column("data"),
-        "metadata": pc.fill_null(table.column("metadata"), "{}"),
-        "event_id": ids,
-        "recorded_at": pc.fill_null(table.column("recorded_at").cast(UTC_MICROS),
-                                    pa.scalar(datetime.now(UTC), UTC_MICROS)),
-        "schema_version": schema_version,
-    })
-    sink = io.BytesIO()
-    pcsv.write_csv(out, sink, pcsv.WriteOptions(include_header=False))
-    return sink.getvalue()
+    ids = table.column("event_id").to_pylist()
+    if None in ids:
+        ids = [i if i is not None else str(uuid.uuid4()) for i in ids]
+    # times as ISO text ("2024-05-01 12:00:00.000000Z"), made by Arrow in C
+    times = pc.fill_null(table.column("recorded_at").cast(UTC_MICROS),
+                         pa.scalar(datetime.now(UTC), UTC_MICROS)).cast(pa.string()).to_pylist()
+    metadata = table.column("metadata").to_pylist()
+    return zip(range(first, first + n), table.column("stream_id").to_pylist(), versions,
+               table.column("type").to_pylist(), table.column("data").to_pylist(),
+               ["{}" if m is None else m for m in metadata], ids, times,
+               table.column("schema_version").to_pylist(), strict=True)
 
 
 _CSV_READ = pcsv.ReadOptions(column_names=LOG_SCHEMA.names)

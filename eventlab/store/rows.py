@@ -197,3 +197,8 @@ def type_names(registry: EventRegistry, types: Iterable[Any] | None) -> list[str
 class StreamMoved(Exception):
     """Raised by a backend's ``_insert`` when a stream is no longer at the version the
     write loop checked; the loop turns it into a ``ConcurrencyError``."""
+
+
+class IdsStored(Exception):
+    """Raised by a backend's ``_insert_table`` when a row's event id is already stored
+    (a unique index said so): ``append_batch`` then treats the batch as a retry."""
