@@ -21,6 +21,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -33,6 +34,19 @@ def timed(fn, *args):
     start = time.perf_counter()
     result = fn(*args)
     return time.perf_counter() - start, result
+
+
+def alternating_rates(contenders: dict[str, Any], rounds: int, step: int) -> dict[str, float]:
+    """Commands per second of each ``contender(i)``, the median of ``rounds`` slices of
+    ``step`` calls; the contenders take turns, so a change in the machine's load falls
+    on all of them alike."""
+    rates: dict[str, list[float]] = {label: [] for label in contenders}
+    for r in range(rounds):
+        for label, command in contenders.items():
+            seconds, _ = timed(lambda command=command, r=r: [
+                command(i) for i in range(r * step, (r + 1) * step)])
+            rates[label].append(step / seconds)
+    return {label: statistics.median(values) for label, values in rates.items()}
 
 
 # -- the eventsourcing baseline --------------------------------------------------------
@@ -101,17 +115,11 @@ def single_commands(folder: Path, n: int, accounts: int, rounds: int = 5) -> Non
         **{label: (lambda i, repo=repo: repo.execute(f"account-{i % accounts}", Deposit(1.0)))
            for label, repo in repos.items()},
     }
-    rates: dict[str, list[float]] = {label: [] for label in contenders}
-    for r in range(rounds):
-        for label, command in contenders.items():
-            seconds, _ = timed(lambda command=command, r=r: [
-                command(i) for i in range(r * step, (r + 1) * step)])
-            rates[label].append(step / seconds)
+    rate = alternating_rates(contenders, rounds, step)
     raw.close()
     for store in stores:
         store.close()
 
-    rate = {label: statistics.median(values) for label, values in rates.items()}
     baseline = rate["eventsourcing on SQLite (file)"]
     print(f"single command, get + handle + save, {n} commands over {accounts} streams "
           f"(median of {rounds} alternating slices)")

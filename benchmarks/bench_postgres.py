@@ -36,7 +36,7 @@ import duckdb
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pcsv
-from bench_core import define_bank, timed
+from bench_core import alternating_rates, define_bank, timed
 
 import eventlab as el
 from eventlab.examples.bank import Account, Deposit, Open
@@ -84,16 +84,10 @@ def single_commands(url: str, folder: Path, n: int, accounts: int, rounds: int =
            for label, repo in repos.items()},
         "bare one-row DuckDB insert": bare_insert,
     }
-    rates: dict[str, list[float]] = {label: [] for label in contenders}
-    for r in range(rounds):
-        for label, command in contenders.items():
-            seconds, _ = timed(lambda command=command, r=r: [
-                command(i) for i in range(r * step, (r + 1) * step)])
-            rates[label].append(step / seconds)
+    rate = alternating_rates(contenders, rounds, step)
     raw.close()
     pg_store.close()
     duck_store.close()
-    rate = {label: statistics.median(values) for label, values in rates.items()}
     print(f"single command, get + handle + save, {n} commands over {accounts} streams "
           f"(median of {rounds} alternating slices)")
     es, bare = rate["eventsourcing on PostgreSQL"], rate["bare one-row DuckDB insert"]

@@ -21,11 +21,12 @@ from eventlab.examples.bank import (
     Withdrew,
 )
 
+from conftest import new_store
 
-@pytest.fixture(params=["memory", "duckdb-file"])
+
+@pytest.fixture(params=["memory", "duckdb-file", "postgres"])
 def store(request, tmp_path):
-    store = el.InMemoryEventStore() if request.param == "memory" else el.connect(
-        tmp_path / "bank.duckdb")
+    store = new_store(request.param, request, tmp_path)
     yield store
     store.close()
 

@@ -32,16 +32,17 @@ from eventlab.notebook import (
     plot_type_counts,
 )
 
+from conftest import new_store
+
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
-@pytest.fixture(params=["duckdb", "memory"])
+@pytest.fixture(params=["duckdb-file", "memory", "postgres"])
 def store(request, tmp_path):
     """account-1: opened, +100, -30, +12.5 (an hour apart); account-2: opened, +40."""
-    s = el.connect(tmp_path / "views.duckdb") if request.param == "duckdb" \
-        else el.InMemoryEventStore()
+    s = new_store(request.param, request, tmp_path)
     events = [Opened("ada"), Deposited(100.0), Withdrew(30.0), Deposited(12.5)]
     s.append("account-1", [el.NewEvent(e, recorded_at=T0 + timedelta(hours=i),
                                        metadata={"user": "ada"})

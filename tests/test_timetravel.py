@@ -12,12 +12,14 @@ import eventlab as el
 from eventlab.examples.bank import Account, AccountState, Closed, Deposited, Opened, Withdrew
 from eventlab.timetravel import MISSING, Change, Timeline, timeline
 
+from conftest import new_store
+
 T0 = datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["duckdb", "memory"])
-def store(request):
-    s = el.connect() if request.param == "duckdb" else el.InMemoryEventStore()
+@pytest.fixture(params=["duckdb", "memory", "postgres"])
+def store(request, tmp_path):
+    s = new_store(request.param, request, tmp_path)
     yield s
     s.close()
 
