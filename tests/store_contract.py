@@ -290,6 +290,26 @@ class StoreContract:
             store.append_batch(bad)
         assert store.head() == 0 and list(store.read_all()) == []
 
+    def test_big_appends_keep_given_ids_and_make_the_others(self, store):
+        import pandas as pd
+
+        given = {i: uuid.uuid4() for i in range(0, 150, 3)}
+        store.append("big", [el.NewEvent(Noted(str(i)), event_id=given.get(i))
+                             for i in range(150)])
+        rows = pd.DataFrame({"stream_id": "rows", "type": "Noted",
+                             "data": [f'{{"text": "{i}"}}' for i in range(150)],
+                             "event_id": [str(given[i]).upper()
+                                          if i in given else None for i in range(150)]})
+        with pytest.raises(el.InvalidInputError, match="already stored in stream 'big'"):
+            store.append_batch(rows)
+        store.append_batch(rows.assign(event_id=None))
+        for stream in ("big", "rows"):
+            events = list(store.read_stream(stream))
+            assert [e.version for e in events] == list(range(1, 151))
+        ids = [e.event_id for e in store.read_all()]
+        assert len(set(ids)) == 300
+        assert [ids[i] for i in given] == list(given.values())
+
     def test_append_batch_pins_versions_and_keeps_schema_versions(self, store):
         import pandas as pd
 
