@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
+import time
+from collections import Counter, defaultdict
 
+import pandas as pd
+import psycopg
 import pytest
 
 import eventlab as el
 
+from conftest import ROOT
 from store_contract import StoreContract
 
 
@@ -48,15 +58,6 @@ def test_appends_expecting_any_never_conflict_across_connections(pg_url, pg_sche
 
 # -- many processes, one log ------------------------------------------------------------------
 
-import json  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import textwrap  # noqa: E402
-import time  # noqa: E402
-from collections import Counter, defaultdict  # noqa: E402
-
-import psycopg  # noqa: E402
 
 _WRITER = textwrap.dedent("""
     import json, sys
@@ -220,13 +221,13 @@ _OPENER = textwrap.dedent("""
 
 @pytest.mark.postgres
 def test_processes_creating_one_schema_at_once_all_succeed(pg_url, pg_schema):
-    openers = [_spawn(_OPENER, pg_url, pg_schema) for _ in range(4)]
+    openers = [_spawn(_OPENER, pg_url, pg_schema) for _ in range(6)]
     for o in openers:
         o.stdin.write("go\n")
         o.stdin.flush()
-    assert [o.wait(60) for o in openers] == [0, 0, 0, 0]
+    assert [o.wait(60) for o in openers] == [0] * 6
     with el.connect(pg_url, schema=pg_schema) as store:
-        assert store.stream_version("s") == 4
+        assert store.stream_version("s") == 6
 
 
 @pytest.mark.postgres
@@ -265,11 +266,6 @@ def test_a_subscription_hears_another_process_at_once(pg_url, pg_schema):
 
 
 # -- the same log in DuckDB and PostgreSQL; copies both ways -----------------------------------
-
-import pandas as pd  # noqa: E402
-
-from conftest import ROOT  # noqa: E402
-
 
 def _log(store: el.EventStore) -> list[tuple]:
     return [(e.stream_id, e.version, e.type, e.data, e.metadata, e.event_id, e.recorded_at)

@@ -56,6 +56,9 @@ _SELECT = _COLUMNS.replace("event_id", "event_id::text")
 # Rows below it are final; their transactions ended before any now running began.
 _FENCE = ("with fence as (select coalesce(min(position), 9223372036854775807) as below "
           "from {events} where tx_id >= pg_snapshot_xmin(pg_current_snapshot())) ")
+# Each stream's version, and the log's generation (deletes so far) with it.
+_VERSIONS = ("select s, coalesce((select max(version) from {events} where stream_id = s), 0), "
+             "(select value from {meta} where key = 'generation') from unnest(%s::text[]) s")
 _MOVED = "EL001"      # raised by eventlab_append: a stream is not at the version given
 _NOT_FIRST = "EL002"  # raised by eventlab_append: the transaction has written before
 
@@ -207,14 +210,22 @@ class PostgresEventStore(EventStore):
         conn = self._conn
         with conn.transaction():
             conn.execute("select pg_advisory_xact_lock(hashtextextended('eventlab setup', 0))")
+            # Another process may have set it up while this one waited for the lock; its
+            # DDL now would also take locks that appends already under way hold.
+            if self._stored_schema_version() == SCHEMA_VERSION:
+                return
             for statement in _schema_sql(quote(self.schema), self._lock_key, self._channel,
                                          f"eventlab:{self.schema}:"):
                 conn.execute(statement)
 
     def _stored_schema_version(self) -> int | None:
+        conn = self._conn
         try:
-            row = self._conn.execute(
-                self._sql("select value from {meta} where key = 'schema'")).fetchone()
+            # a savepoint inside a transaction: a missing table must not abort it
+            inside = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+            with conn.transaction() if inside else contextlib.nullcontext():
+                row = conn.execute(
+                    self._sql("select value from {meta} where key = 'schema'")).fetchone()
         except psycopg.errors.UndefinedTable:
             return None
         except psycopg.Error as exc:
@@ -254,10 +265,7 @@ class PostgresEventStore(EventStore):
             yield
 
     def _versions(self, stream_ids: list[str]) -> dict[str, int]:
-        rows = self._rows(
-            "select s, coalesce((select max(version) from {events} where stream_id = s), 0),"
-            " (select value from {meta} where key = 'generation') from unnest(%s::text[]) s",
-            [stream_ids])
+        rows = self._rows(_VERSIONS, [stream_ids])
         if rows:
             self._generation = rows[0][2]
         return {s: v for s, v, _ in rows}
@@ -352,10 +360,8 @@ class PostgresEventStore(EventStore):
             try:
                 with conn.transaction():
                     conn.execute("select pg_advisory_lock(%s)", [self._lock_key])
-                    before = dict(conn.execute(self._sql(
-                        "select s, coalesce((select max(version) from {events} "
-                        "where stream_id = s), 0) from unnest(%s::text[]) s"),
-                        [list(streams)]).fetchall())
+                    before = {s: v for s, v, _ in conn.execute(
+                        self._sql(_VERSIONS), [list(streams)]).fetchall()}
                     for stream_id, wanted in streams.items():
                         if wanted is not None and before[stream_id] != wanted:
                             raise StreamMoved(stream_id)
