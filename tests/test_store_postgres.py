@@ -400,3 +400,19 @@ def test_projections_follow_what_another_process_commits(pg_url, pg_schema):
             assert other.load_checkpoint("totals")[0] == 60
             resumed = el.Projector(other, _Totals(), name="totals")
             assert resumed.run() == 0 and resumed.state == expected
+
+
+@pytest.mark.postgres
+def test_a_write_right_after_subscribing_is_heard(pg_url, pg_schema):
+    """Subscribing returns once the store listens: a write an instant later still wakes it."""
+    with el.connect(pg_url, schema=pg_schema) as other:
+        for attempt in range(5):
+            with el.connect(pg_url, schema=pg_schema) as store:   # not listening yet
+                seen: list[int] = []
+                sub = el.Subscription(store, lambda e, seen=seen: seen.append(e.position),
+                                      from_position=store.head() + 1, poll_interval=None)
+                other.append(f"s-{attempt}", [el.NewEvent({}, type="T")])
+                head = other.head()
+                assert sub.wait_until(head, timeout=5), f"attempt {attempt}: nothing heard"
+                sub.close()
+                assert seen == [head]

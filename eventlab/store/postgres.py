@@ -184,6 +184,7 @@ class PostgresEventStore(EventStore):
         self._generation = 0
         self._mirror: Any = None
         self._listening: threading.Thread | None = None
+        self._listening_ready = threading.Event()
         try:
             self._lock_key = self._conn.execute(
                 "select hashtextextended(%s, 0)", [f"eventlab:{schema}"]).fetchone()[0]
@@ -538,12 +539,16 @@ class PostgresEventStore(EventStore):
     # -- hearing other processes' writes -------------------------------------------------------
 
     def add_listener(self, callback: Any) -> None:
+        """Call ``callback(head)`` after every write to this log, by any process.
+
+        Returns once the store is listening: what commits from then on is heard."""
         super().add_listener(callback)
         with self._lock:
             if self._listening is None and not self._closed:
                 self._listening = threading.Thread(target=self._listen, daemon=True,
                                                    name=f"eventlab-listen-{self.schema}")
                 self._listening.start()
+        self._listening_ready.wait(10)
 
     def _listen(self) -> None:
         """LISTEN on the schema's channel and tell this store's listeners of each write."""
@@ -551,9 +556,11 @@ class PostgresEventStore(EventStore):
             conn = _connect(self.url)
         except EventlabError as exc:
             log.error("cannot listen for writes to %r: %s", self, exc)
+            self._listening_ready.set()
             return
         try:
             conn.execute(f"listen {quote(self._channel)}")
+            self._listening_ready.set()
             while not self._closed:
                 for note in conn.notifies(timeout=0.2):
                     if self._closed:
@@ -563,6 +570,7 @@ class PostgresEventStore(EventStore):
             if not self._closed:
                 log.error("stopped listening for writes to %r: %s", self, exc)
         finally:
+            self._listening_ready.set()
             conn.close()
 
     # -- lifetime ---------------------------------------------------------------------------
