@@ -416,3 +416,21 @@ def test_a_write_right_after_subscribing_is_heard(pg_url, pg_schema):
                 assert sub.wait_until(head, timeout=5), f"attempt {attempt}: nothing heard"
                 sub.close()
                 assert seen == [head]
+
+
+@pytest.mark.postgres
+def test_listeners_hear_each_write_once_whoever_made_it(pg_url, pg_schema):
+    with el.connect(pg_url, schema=pg_schema) as store, \
+            el.connect(pg_url, schema=pg_schema) as other:
+        heard: list[int] = []
+        store.add_listener(heard.append)
+        store.append("mine", [el.NewEvent({}, type="T")])
+        other.append("theirs", [el.NewEvent({}, type="T"), el.NewEvent({}, type="T")])
+        store.append_batch(pd.DataFrame({"stream_id": ["mine"] * 100, "type": "T",
+                                         "data": ["{}"] * 100}))
+        deadline = time.monotonic() + 5
+        while len(heard) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)   # time for a second NOTIFY of our own writes, if one were passed on
+        assert heard == [1, 3, 103]
+        store.remove_listener(heard.append)

@@ -175,6 +175,7 @@ class PostgresEventStore(EventStore):
         self.url, self.schema, self.read_only = url, schema, read_only
         self._lock = threading.RLock()   # one connection, used by one thread at a time
         self._conn = _connect(url)
+        self._writer_pid = self._conn.info.backend_pid
         s = quote(schema)
         self._names = {"events": f"{s}.{TABLE}", "snapshots": f"{s}.{SNAPSHOTS}",
                        "checkpoints": f"{s}.{CHECKPOINTS}", "meta": f"{s}.{META}",
@@ -315,11 +316,12 @@ class PostgresEventStore(EventStore):
                           "%s::timestamptz[], %s::int[])")
         with self._using() as conn:
             try:
-                return conn.execute(query, [checks, befores, streams, versions, types, datas,
+                last = conn.execute(query, [checks, befores, streams, versions, types, datas,
                                             metas, ids, times, schemas]).fetchone()[0]
             except psycopg.Error as exc:
                 self._after_failed_write(conn)
                 raise self._write_error(exc, checks[0]) from exc
+        return last
 
     #: ``_insert_table`` learns of stored ids from the unique index on ``event_id``.
     _insert_table_refuses_stored_ids = True
@@ -565,7 +567,12 @@ class PostgresEventStore(EventStore):
                 for note in conn.notifies(timeout=0.2):
                     if self._closed:
                         break
-                    self._notify(int(note.payload or 0))
+                    position = int(note.payload or 0)
+                    # this store's own appends were told to its listeners by the write
+                    # loop already; a failed one (payload 0) was not, and may free readers
+                    if position and note.pid == self._writer_pid:
+                        continue
+                    self._notify(position)
         except psycopg.Error as exc:
             if not self._closed:
                 log.error("stopped listening for writes to %r: %s", self, exc)
