@@ -274,15 +274,15 @@ class EventStore(Records, ABC):
         process got there first) is a ``ConcurrencyError``, unless every stream
         that moved expected ``ANY``: then the loop runs again.
         """
-        for _ in range(_ANY_RETRIES):
+        for attempt in range(_ANY_RETRIES):
             try:
-                return self._write_once(groups)
+                return self._write_once(groups, retry_any=attempt < _ANY_RETRIES - 1)
             except _MovedUnderAny:
                 continue
-        return self._write_once(groups, retry_any=False)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _write_once(self, groups: list[tuple[str, Expected, list[Pending]]],
-                    retry_any: bool = True) -> list[int]:
+                    retry_any: bool) -> list[int]:
         ids = [p.event_id for _, _, batch in groups for p in batch if p.event_id is not None]
         with self._writing():
             self._check_open()

@@ -6,9 +6,9 @@ A batch is a pandas DataFrame or an Arrow table with the columns ``stream_id``,
 and ``version`` (the version each row must land at: a copy keeps them). Every
 row is checked before anything is written; the first bad one is named by its
 1-based number and its stream. A value no read path could give back is
-refused: JSON our reader cannot parse
-(DuckDB's own parser takes ``NaN``, ``Infinity`` and trailing commas), a time
-outside years 1-9999, an event id given twice.
+refused: JSON our reader cannot parse (DuckDB's own parser takes ``NaN``,
+``Infinity`` and trailing commas), a time outside years 1-9999, an event id
+given twice.
 
 >>> import pandas as pd
 >>> batch_table(pd.DataFrame({"stream_id": ["a"], "type": ["T"], "data": ['{"x": 1}']})

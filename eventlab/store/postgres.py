@@ -231,7 +231,7 @@ class PostgresEventStore(EventStore):
         except psycopg.errors.UndefinedTable:
             return None
         except psycopg.Error as exc:
-            raise EventlabError(f"{redact(self.url)} (schema {self.schema!r}): {exc}") from None
+            raise EventlabError(f"{self!r}: {exc}") from None
         return row[0] if row else None
 
     # -- connection -----------------------------------------------------------------------
