@@ -21,12 +21,14 @@ from .errors import (
     ConcurrencyError,
     DomainError,
     EventlabError,
+    ReactionError,
     ReadOnlyStoreError,
     SerializationError,
     StoreClosedError,
     StoreLockedError,
 )
 from .events import REGISTRY, EventRegistry, InvalidEventError, register, upcaster
+from .reactions import Command, Reaction, ReactionFailed, ReactionRetried
 from .repository import Repository
 from .store import DuckDBEventStore, EventStore, InMemoryEventStore, InvalidInputError, connect
 from .testing import given
@@ -41,6 +43,8 @@ _LAZY = {
     "SqlProjection": "projection",
     "project_history": "projection",
     "Subscription": "subscription",
+    "Reactor": "reactor",
+    "causation": "chains",
     "state_at": "timetravel",
     "history": "timetravel",
     "diff": "timetravel",
@@ -65,9 +69,10 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ANY", "NO_STREAM", "REGISTRY", "STREAM_EXISTS", "Aggregate", "AggregateRoot",
-    "ApplyError", "ConcurrencyError", "DomainError", "DuckDBEventStore", "EventRegistry",
-    "EventStore", "EventlabError", "ExpectedVersion", "InMemoryEventStore",
-    "InvalidEventError", "InvalidInputError", "NewEvent", "ReadOnlyStoreError",
-    "RecordedEvent", "Repository", "SerializationError", "StoreClosedError",
-    "StoreLockedError", "connect", "given", "register", "upcaster", *_LAZY,
+    "ApplyError", "Command", "ConcurrencyError", "DomainError", "DuckDBEventStore",
+    "EventRegistry", "EventStore", "EventlabError", "ExpectedVersion", "InMemoryEventStore",
+    "InvalidEventError", "InvalidInputError", "NewEvent", "Reaction", "ReactionError",
+    "ReactionFailed", "ReactionRetried", "ReadOnlyStoreError", "RecordedEvent", "Repository",
+    "SerializationError", "StoreClosedError", "StoreLockedError", "connect", "given",
+    "register", "upcaster", *_LAZY,
 ]

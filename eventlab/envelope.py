@@ -74,6 +74,9 @@ class StoredUUID(uuid.UUID):
     def __reduce__(self) -> tuple[Any, ...]:
         return (uuid.UUID, (str(self),))
 
+    def __str__(self) -> str:
+        return self._text   # stores give canonical text: no need to parse it
+
     def __repr__(self) -> str:
         return f"UUID('{self}')"
 

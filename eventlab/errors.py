@@ -82,6 +82,20 @@ class ApplyError(EventlabError):
                                         self.position, self.type))
 
 
+class ReactionError(ApplyError):
+    """A reactor stopped on an event: ``react`` raised, or the command it asked for
+    failed with something other than a ``DomainError`` (a bug, not a refusal)."""
+
+    def __reduce__(self):
+        return (_rebuild_reaction_error, (self.where, self.cause, self.stream_id,
+                                           self.version, self.position, self.type))
+
+
+def _rebuild_reaction_error(where, cause, stream_id, version, position, type_):
+    return ReactionError(where, cause, stream_id=stream_id, version=version,
+                         position=position, type=type_)
+
+
 def _rebuild_apply_error(where, cause, stream_id, version, position, type_):
     return ApplyError(where, cause, stream_id=stream_id, version=version, position=position,
                       type=type_)

@@ -73,6 +73,8 @@ class Projection:
 
 #: Checkpoint names under this prefix belong to SQL projections (``sql:<table>``).
 SQL_CHECKPOINTS = "sql:"
+#: ... and under this one to reactors (``reactor:<name>``).
+REACTOR_CHECKPOINTS = "reactor:"
 
 
 def check_checkpoint_name(name: Any, what: str) -> str:
@@ -80,10 +82,12 @@ def check_checkpoint_name(name: Any, what: str) -> str:
     of the names SQL projections keep theirs under."""
     if not isinstance(name, str) or not name:
         raise InvalidInputError(f"{what} name must be a non-empty str, got {name!r}")
-    if name.lower().startswith(SQL_CHECKPOINTS):
-        raise InvalidInputError(
-            f"{what} cannot be named {name!r}: names starting with {SQL_CHECKPOINTS!r} hold "
-            "the checkpoints of SQL projections")
+    for prefix, whose in ((SQL_CHECKPOINTS, "SQL projections"),
+                          (REACTOR_CHECKPOINTS, "reactors")):
+        if name.lower().startswith(prefix):
+            raise InvalidInputError(
+                f"{what} cannot be named {name!r}: names starting with {prefix!r} hold "
+                f"the checkpoints of {whose}")
     return name
 
 

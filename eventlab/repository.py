@@ -16,10 +16,11 @@ Optional snapshots every N events make a cold load of a long stream cheap.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 from .aggregate import Aggregate, AggregateRoot
-from .errors import ApplyError, ConcurrencyError, SerializationError
+from .errors import ApplyError, ConcurrencyError, InvalidInputError, SerializationError
 from .statecodec import decode_state, encode_state
 from .store.base import EventStore
 from .store.rows import check_position
@@ -86,13 +87,16 @@ class Repository:
         except ConcurrencyError:
             self._cache.pop(root.id, None)
             raise
+        self._saved(root, version)
+        return version
+
+    def _saved(self, root: AggregateRoot, version: int) -> None:
         before = root.loaded_version
         root.loaded_version, root.pending = version, []
         self._remember(root.id, version, root.state)
         if self.snapshot_every and version // self.snapshot_every > before // self.snapshot_every:
             self.store.save_snapshot(root.id, self.snapshot_key, version,
                                      encode_state(root.state, "aggregate state"))
-        return version
 
     def execute(self, stream_id: str, command: Any, retries: int = 0,
                 metadata: dict[str, Any] | None = None) -> AggregateRoot:
@@ -150,3 +154,34 @@ class Repository:
         except SerializationError:
             return None  # a snapshot of an older state shape: replay instead
 
+
+
+def save_all(saves: Iterable[tuple[Repository, AggregateRoot]],
+             metadata: dict[str, Any] | None = None) -> list[int]:
+    """Save several roots, of one or more repositories on one store, in one transaction:
+    each expects its loaded version, and a conflict on any writes none.
+
+    >>> import eventlab as el
+    >>> from eventlab.examples.bank import Account, Open
+    >>> repo = el.Repository(el.InMemoryEventStore(), Account())
+    >>> a, b = repo.get("acc-a"), repo.get("acc-b")
+    >>> _ = a.handle(Open("ada")), b.handle(Open("bob"))
+    >>> save_all([(repo, a), (repo, b)])
+    [1, 1]
+    """
+    pairs = [(repository, root) for repository, root in saves if root.pending]
+    if not pairs:
+        return []
+    store = pairs[0][0].store
+    if any(repository.store is not store for repository, _ in pairs):
+        raise InvalidInputError("save_all saves roots of repositories on one store")
+    try:
+        versions = store.append_many(
+            [(root.id, root.pending, root.loaded_version) for _, root in pairs], metadata)
+    except ConcurrencyError:
+        for repository, root in pairs:
+            repository.forget(root.id)
+        raise
+    for (repository, root), version in zip(pairs, versions, strict=True):
+        Repository._saved(repository, root, version)   # the class's own bookkeeping
+    return versions

@@ -1,16 +1,27 @@
-"""given / when / then: test an aggregate's decisions without a store.
+"""given / when / then: test an aggregate's decisions, or a reaction's, without a store.
 
 >>> from eventlab.examples.bank import Account, Opened, Withdraw, InsufficientFunds
 >>> given(Account(), [Opened("ada")]).when(Withdraw(100)).then_raises(InsufficientFunds)
 InsufficientFunds('cannot withdraw 100: the balance is 0.0')
+
+For a reaction, the past events are recorded ones (``recorded`` makes them),
+which ``cause()`` and ``origin()`` find; ``when`` takes one, ``then`` the commands.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, overload
 
 from .aggregate import Aggregate
+from .envelope import RecordedEvent
+from .errors import InvalidInputError
+from .events import REGISTRY
+from .reactions import Command, Reaction, commands_of, looking_up
+from .reactions import caused_by as chain_metadata
+from .store.rows import type_names
 
 
 class Scenario:
@@ -64,6 +75,79 @@ class Scenario:
         return state
 
 
-def given(aggregate: Aggregate, events: Iterable[Any] = ()) -> Scenario:
-    """Start a scenario from past events."""
+class ReactionScenario:
+    """Past recorded events, then one; check the commands a reaction issues for it."""
+
+    def __init__(self, reaction: Reaction, events: Iterable[RecordedEvent]) -> None:
+        self.reaction = reaction
+        self.history = list(events)
+        for number, event in enumerate(self.history, start=1):
+            if not isinstance(event, RecordedEvent):
+                raise InvalidInputError(
+                    f"given event #{number} is {event!r}: a reaction's past is recorded "
+                    "events; make them with eventlab.testing.recorded(event, stream_id)")
+        self._event: RecordedEvent | None = None
+
+    def when(self, event: RecordedEvent) -> ReactionScenario:
+        if not isinstance(event, RecordedEvent):
+            raise InvalidInputError(
+                f"when({event!r}): a reaction reacts to a recorded event; make one with "
+                "eventlab.testing.recorded(event, stream_id)")
+        self._event = event
+        return self
+
+    def _react(self) -> list[Command]:
+        if self._event is None:
+            raise AssertionError("call .when(recorded_event) before .then(...)")
+        wanted = type_names(REGISTRY, self.reaction.types)
+        if wanted is not None and self._event.type not in wanted:
+            return []   # a reactor never shows the reaction this event
+        known = {str(e.event_id): e for e in (*self.history, self._event)}
+        with looking_up(known.get):
+            return commands_of(self.reaction, self._event)
+
+    def then(self, expected: Iterable[Command]) -> list[Command]:
+        """Assert the reaction issues exactly ``expected``; return the commands."""
+        expected = list(expected)
+        issued = self._react()
+        if issued != expected:
+            raise AssertionError(
+                f"when {self._event!r}\n  expected commands: {expected!r}\n"
+                f"  issued commands: {issued!r}")
+        return issued
+
+
+@overload
+def given(aggregate: Aggregate, events: Iterable[Any] = ()) -> Scenario: ...
+@overload
+def given(aggregate: Reaction, events: Iterable[RecordedEvent] = ()) -> ReactionScenario: ...
+def given(aggregate: Aggregate | Reaction, events: Iterable[Any] = ()) -> Any:
+    """Start a scenario from past events: an aggregate's, or a reaction's."""
+    if isinstance(aggregate, Reaction):
+        return ReactionScenario(aggregate, events)
     return Scenario(aggregate, events)
+
+
+def recorded(event: Any, stream_id: str = "given", *, caused_by: RecordedEvent | None = None,
+             reactor: str = "given", version: int = 1, position: int = 1,
+             type: str | None = None, metadata: dict[str, Any] | None = None) -> RecordedEvent:
+    """A ``RecordedEvent`` for a reaction's scenario, with a fresh id.
+
+    ``caused_by`` links it into that event's chain, as a reactor named
+    ``reactor`` would have written it.
+
+    >>> from eventlab.examples.bank import Deposited, Withdrew
+    >>> w = recorded(Withdrew(5.0), "acc-1")
+    >>> d = recorded(Deposited(5.0), "acc-2", caused_by=w)
+    >>> d.metadata["causation_id"] == str(w.event_id), d.metadata["depth"]
+    (True, 1)
+    """
+    if type is None:
+        if isinstance(event, dict):
+            raise InvalidInputError("a dict event needs type='Name'")
+        type = REGISTRY.name_of_class(event.__class__)
+    meta = dict(metadata or {})
+    if caused_by is not None:
+        meta.update(chain_metadata(caused_by, reactor))
+    return RecordedEvent(position, stream_id, version, type, event, meta, uuid.uuid4(),
+                         datetime.now(UTC))

@@ -158,6 +158,35 @@ class StoreContract:
             store.append("s", [el.NewEvent(Noted("c"), event_id=uuid.uuid4()), first])
         assert store.stream_version("s") == 2
 
+    # -- several streams at once ----------------------------------------------------------
+
+    def test_append_many_writes_every_stream_in_order_or_none(self, store):
+        store.append("b", [Noted("old")])
+        assert store.append_many([("a", [Noted("1"), Noted("2")], el.NO_STREAM),
+                                  ("b", [Noted("3")], 1),
+                                  ("a", [Noted("4")], 2)]) == [2, 2, 3]
+        assert [(e.stream_id, e.version, e.data.text) for e in store.read_all(2)] == [
+            ("a", 1, "1"), ("a", 2, "2"), ("b", 2, "3"), ("a", 3, "4")]
+        with pytest.raises(el.ConcurrencyError, match="'b'"):
+            store.append_many([("a", [Noted("5")], 3), ("b", [Noted("6")], 1)])
+        with pytest.raises(el.SerializationError, match=r"append #2 \(stream 'b'\)"):
+            store.append_many([("a", [Noted("5")], 3), ("b", [Unstorable(object())], 2)])
+        assert store.head() == 5 and store.stream_version("a") == 3
+
+    def test_append_many_again_with_its_ids_is_a_no_op(self, store):
+        appends = [("a", [el.NewEvent(Noted("1"), event_id=uuid.uuid4())], el.NO_STREAM),
+                   ("b", [el.NewEvent(Noted("2"), event_id=uuid.uuid4())], el.NO_STREAM)]
+        assert store.append_many(appends) == [1, 1]
+        assert store.append_many(appends) == [1, 1]
+        assert store.head() == 2
+        same = uuid.uuid4()
+        with pytest.raises(el.InvalidInputError, match="same event_id"):
+            store.append_many([("c", [el.NewEvent(Noted("3"), event_id=same)], el.ANY),
+                               ("d", [el.NewEvent(Noted("4"), event_id=same)], el.ANY)])
+        with pytest.raises(el.InvalidInputError, match="expected_version"):
+            store.append_many([("c", [Noted("3")])])
+        assert store.append_many([]) == [] and store.head() == 2
+
     # -- all or nothing -------------------------------------------------------------------
 
     def test_unserializable_second_event_writes_nothing(self, store):
@@ -458,6 +487,7 @@ class StoreContract:
         store.close()
         refused = [
             lambda: store.append("s", [Noted("c")]),
+            lambda: store.append_many([("s", [Noted("c")], el.ANY)]),
             lambda: store.append_batch(pd.DataFrame(
                 {"stream_id": ["s"], "type": ["T"], "data": ["{}"]})),
             lambda: list(store.read_stream("s")), lambda: list(store.read_all()),

@@ -110,6 +110,32 @@ def test_execute_retries_on_conflict(store):
         Deposited(1.0), Deposited(1.0), Deposited(5.0)]
 
 
+def test_save_all_writes_every_root_or_none(store):
+    from eventlab.repository import save_all
+
+    repo = el.Repository(store, Account())
+    repo.execute("acc-1", Open("ada"))
+    a, b = repo.get("acc-1"), repo.get("acc-2")
+    a.handle(Deposit(5))
+    b.handle(Open("bob"))
+    assert save_all([(repo, a), (repo, b)], metadata={"by": "test"}) == [2, 1]
+    assert (a.version, a.pending, b.version) == (2, [], 1)
+    assert [e.metadata for e in store.read_all(2)] == [{"by": "test"}] * 2
+
+    stale, fresh = repo.get("acc-1"), repo.get("acc-2")
+    repo.execute("acc-1", Deposit(1))          # someone else moves acc-1 first
+    stale.handle(Deposit(7))
+    fresh.handle(Deposit(7))
+    with pytest.raises(el.ConcurrencyError, match="'acc-1'"):
+        save_all([(repo, fresh), (repo, stale)])
+    assert store.stream_version("acc-2") == 1 and repo.get("acc-1").state.balance == 6
+    other = el.Repository(el.InMemoryEventStore(), Account())
+    elsewhere = other.get("acc-9")
+    elsewhere.handle(Open("cy"))
+    with pytest.raises(el.InvalidInputError, match="one store"):
+        save_all([(repo, fresh), (other, elsewhere)])
+
+
 def test_cached_state_catches_up_with_other_writers(store):
     reader = el.Repository(store, Account())
     writer = el.Repository(store, Account())

@@ -37,7 +37,7 @@ def error_outputs(nb: nbformat.NotebookNode) -> list[str]:
 
 def test_the_course_is_there():
     names = [p.stem[:2] for p in NOTEBOOKS]
-    assert names == ["01", "02", "03", "04", "05", "06", "07"], names
+    assert names == ["01", "02", "03", "04", "05", "06", "07", "08"], names
 
 
 @pytest.mark.notebooks

@@ -24,6 +24,7 @@ _LAZY = {
     "plot_stream_lengths": "plots",
     "plot_swimlanes": "plots",
     "plot_directly_follows": "plots",
+    "plot_causation": "causation_chart",
 }
 
 

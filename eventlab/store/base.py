@@ -148,6 +148,43 @@ class EventStore(Records, ABC):
         batch = self.encode(events, metadata)
         return self._write([(stream_id, expected, batch)])[0]
 
+    def append_many(
+        self,
+        appends: Iterable[tuple[str, Iterable[Any], Expected]],
+        metadata: dict[str, Any] | None = None,
+    ) -> list[int]:
+        """Append to several streams in one transaction: ``(stream_id, events,
+        expected_version)`` each, every expectation checked; return each new version.
+
+        All or nothing: one ``ConcurrencyError`` (or bad event) and no stream
+        is written. A stream may appear more than once; later appends see the
+        earlier ones.
+
+        >>> from eventlab import InMemoryEventStore, NewEvent, NO_STREAM
+        >>> store = InMemoryEventStore()
+        >>> store.append_many([("a", [NewEvent({}, type="T")], NO_STREAM),
+        ...                    ("b", [NewEvent({}, type="T")] * 2, NO_STREAM)])
+        [1, 2]
+        """
+        self._check_open()
+        if isinstance(appends, (tuple, str, bytes)) or not isinstance(appends, Iterable):
+            raise InvalidInputError(
+                "appends must be a list of (stream_id, events, expected_version)")
+        groups: list[tuple[str, Expected, list[Pending]]] = []
+        for number, append in enumerate(appends, start=1):
+            if not isinstance(append, tuple) or len(append) != 3:
+                raise InvalidInputError(
+                    f"append #{number} is {append!r}; give (stream_id, events, expected_version)")
+            stream_id, events, expected_version = append
+            check_stream_id(stream_id)
+            try:
+                batch = self.encode(events, metadata)
+            except EventlabError as exc:
+                raise type(exc)(f"append #{number} (stream {stream_id!r}): {exc}") from exc
+            groups.append((stream_id, check_expected(expected_version), batch))
+        check_unique_ids([p.event_id for _, _, batch in groups for p in batch], "event #{}")
+        return self._write(groups) if groups else []
+
     def encode(self, events: Iterable[Any],
                metadata: dict[str, Any] | None = None) -> list[Pending]:
         """Serialize events (bare dataclasses or ``NewEvent``) into rows to write."""
@@ -288,9 +325,13 @@ class EventStore(Records, ABC):
             self._check_open()
             # A backend whose insert checks the versions itself needs no read first
             # for a stream the caller names an exact version of: one round trip.
-            presumed = {sid: expected for sid, expected, batch in groups
-                        if self._insert_checks_versions and batch and not ids
-                        and type(expected) is int}
+            presumed: dict[str, int] = {}
+            if self._insert_checks_versions and not ids:
+                firsts: dict[str, tuple[Expected, list[Pending]]] = {}
+                for sid, expected, batch in groups:
+                    firsts.setdefault(sid, (expected, batch))   # where each stream starts
+                presumed = {sid: expected for sid, (expected, batch) in firsts.items()
+                            if batch and type(expected) is int}
             asked = [sid for sid, _, _ in groups if sid not in presumed]
             versions = {**presumed, **(self._versions(list(dict.fromkeys(asked)))
                                        if asked else {})}

@@ -281,6 +281,9 @@ class PostgresEventStore(EventStore):
 
     def _insert(self, plan: list[tuple[str, int, list[Pending]]]) -> int:
         count = sum(len(batch) for _, _, batch in plan)
+        starts: dict[str, int] = {}   # a stream may come twice: check where it starts
+        for stream_id, before, _ in plan:
+            starts.setdefault(stream_id, before)
         if count > _FUNCTION_ROWS:   # a big append: COPY, checked the same way
             with_ids = any(p.event_id for _, _, batch in plan for p in batch)
 
@@ -295,13 +298,9 @@ class PostgresEventStore(EventStore):
                             yield (position, stream_id, version, p.type, p.data, p.metadata,
                                    p.recorded_at, p.schema)
                         position += 1
-            return self._copy_in({sid: before for sid, before, _ in plan}, count, rows,
-                                 with_ids)
-        checks, befores = [], []
+            return self._copy_in(starts, count, rows, with_ids)
         streams, versions, types, datas, metas, ids, times, schemas = ([] for _ in range(8))
         for stream_id, before, batch in plan:
-            checks.append(stream_id)
-            befores.append(before)
             for version, p in enumerate(batch, before + 1):
                 streams.append(stream_id)
                 versions.append(version)
@@ -316,11 +315,12 @@ class PostgresEventStore(EventStore):
                           "%s::timestamptz[], %s::int[])")
         with self._using() as conn:
             try:
-                last = conn.execute(query, [checks, befores, streams, versions, types, datas,
-                                            metas, ids, times, schemas]).fetchone()[0]
+                last = conn.execute(query, [list(starts), list(starts.values()), streams,
+                                            versions, types, datas, metas, ids, times,
+                                            schemas]).fetchone()[0]
             except psycopg.Error as exc:
                 self._after_failed_write(conn)
-                raise self._write_error(exc, checks[0]) from exc
+                raise self._write_error(exc, plan[0][0]) from exc
         return last
 
     #: ``_insert_table`` learns of stored ids from the unique index on ``event_id``.
