@@ -122,8 +122,12 @@ class Reactor:
                 if head <= self.position:
                     break
                 events = self.store.read_all(self.position + 1, types=self._type_list)
-                caused = self._react_all(itertools.takewhile(
-                    lambda event, head=head: event.position <= head, events))
+                try:
+                    caused = self._react_all(itertools.takewhile(
+                        lambda event, head=head: event.position <= head, events))
+                except ReactionError:
+                    self.checkpoint()   # the events before the failing one are done
+                    raise
                 self._advance(head)   # the events `types` left out are dealt with too
                 issued += caused
                 if not caused:
@@ -195,12 +199,15 @@ class Reactor:
             asked, failure = self._ask(chunk)
             stored = self._stored_ids(asked)
             unit = _Unit()
-            for event, commands in asked:
-                metadata = caused_by(event, self.name)
-                for issued in commands:
-                    new += self._decide_command(unit, event, issued, metadata,
-                                                stored) != SKIPPED
-                unit.asked.append((event, commands))
+            try:
+                for event, commands in asked:
+                    metadata = caused_by(event, self.name)
+                    for issued in commands:
+                        new += self._decide_command(unit, event, issued, metadata,
+                                                    stored) != SKIPPED
+                    unit.asked.append((event, commands))
+            except ReactionError as error:   # a bug: keep what was decided before it
+                failure = error
             self._commit(unit)
             if failure is not None:
                 raise failure

@@ -45,13 +45,7 @@ class Scenario:
 
     def then(self, expected: Iterable[Any]) -> list[Any]:
         """Assert the command produces exactly ``expected``; return the events."""
-        expected = list(expected)
-        produced = self._decide()
-        if produced != expected:
-            raise AssertionError(
-                f"when {self._command!r}\n  expected events: {expected!r}\n"
-                f"  produced events: {produced!r}")
-        return produced
+        return _same(self._command, "events", "produced", list(expected), self._decide())
 
     def then_raises(self, error: type[BaseException], match: str | None = None) -> BaseException:
         """Assert the command is rejected with ``error`` (its message containing ``match``)."""
@@ -108,13 +102,15 @@ class ReactionScenario:
 
     def then(self, expected: Iterable[Command]) -> list[Command]:
         """Assert the reaction issues exactly ``expected``; return the commands."""
-        expected = list(expected)
-        issued = self._react()
-        if issued != expected:
-            raise AssertionError(
-                f"when {self._event!r}\n  expected commands: {expected!r}\n"
-                f"  issued commands: {issued!r}")
-        return issued
+        return _same(self._event, "commands", "issued", list(expected), self._react())
+
+
+def _same(when: Any, what: str, verb: str, expected: list[Any], got: list[Any]) -> list[Any]:
+    """``got``, when it equals ``expected``; else an ``AssertionError`` showing both."""
+    if got != expected:
+        raise AssertionError(f"when {when!r}\n  expected {what}: {expected!r}\n"
+                             f"  {verb} {what}: {got!r}")
+    return got
 
 
 @overload

@@ -165,14 +165,16 @@ def test_a_second_run_and_a_second_reactor_of_the_same_name_write_nothing(store)
 class _Payments(el.Reaction):
     """One deposit per payment request: the reaction of the crash tests."""
 
-    def __init__(self, broken_at: int | None = None) -> None:
-        self.broken_at = broken_at
+    def __init__(self, broken_at: int | None = None, where: str = "react") -> None:
+        self.broken_at, self.where = broken_at, where
 
     def react(self, event):
         if event.type != "PaymentRequested":
             return []
         if event.data["n"] == self.broken_at:
-            raise ValueError(f"cannot read payment {self.broken_at}")
+            if self.where == "react":
+                raise ValueError(f"cannot read payment {self.broken_at}")
+            return [el.Command(event.data["account"], f"pay {self.broken_at}")]  # no command
         return [el.Command(event.data["account"], Deposit(event.data["amount"]))]
 
 
@@ -194,11 +196,14 @@ def _effects_per_request(store: el.EventStore) -> dict[str, int]:
     return requests
 
 
-def test_a_reactor_that_broke_midway_is_finished_by_the_next_without_duplicates(store):
+@pytest.mark.parametrize("where, says", [("react", "cannot read payment 25"),
+                                         ("handle", "Account does not handle str")])
+def test_a_reactor_that_broke_midway_is_finished_by_the_next_without_duplicates(
+        store, where, says):
     _request_payments(store, 40)
-    broken = el.Reactor(store, _Payments(broken_at=25), aggregate=Account(), name="pay",
-                        checkpoint_every=10)
-    with pytest.raises(el.ReactionError, match="cannot read payment 25") as failed:
+    broken = el.Reactor(store, _Payments(broken_at=25, where=where), aggregate=Account(),
+                        name="pay", checkpoint_every=10)
+    with pytest.raises(el.ReactionError, match=says) as failed:
         broken.run()
     assert "reactor 'pay'" in str(failed.value) and failed.value.type == "PaymentRequested"
     done = sum(_effects_per_request(store).values())
