@@ -35,9 +35,6 @@ from .envelope import RecordedEvent
 from .errors import EventlabError, InvalidInputError
 from .events import REGISTRY
 
-#: The metadata keys a reactor writes on every event it causes.
-CAUSATION_KEYS = ("causation_id", "correlation_id", "reactor", "depth")
-
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://eventlab.dev/reactions")
 
 
@@ -177,19 +174,24 @@ def effect_id(reactor: str, cause_id: str, index: int, event: int, attempt: int 
     >>> effect_id("transfers", "c", 0, 0) == effect_id("transfers", "c", 0, 0)
     True
     """
-    return uuid.uuid5(_NAMESPACE, f"{reactor}\n{cause_id}\n{index}\n{event}\n{attempt}")
+    return _derived(reactor, cause_id, index, event, attempt)
 
 
 def failure_id(reactor: str, cause_id: str, index: int, attempt: int = 1) -> uuid.UUID:
     """The id of the ``ReactionFailed`` event of a refused command."""
-    return uuid.uuid5(_NAMESPACE, f"{reactor}\n{cause_id}\n{index}\nfailed\n{attempt}")
+    return _derived(reactor, cause_id, index, "failed", attempt)
 
 
 def retried_id(reactor: str, cause_id: str, index: int, attempt: int) -> uuid.UUID:
     """The id of the ``ReactionRetried`` event of a retry that succeeded."""
-    return uuid.uuid5(_NAMESPACE, f"{reactor}\n{cause_id}\n{index}\nretried\n{attempt}")
+    return _derived(reactor, cause_id, index, "retried", attempt)
 
 
-__all__ = ["CAUSATION_KEYS", "Command", "Reaction", "ReactionFailed", "ReactionRetried",
+def _derived(*parts: object) -> uuid.UUID:
+    """A name-based id: the same parts always give the same id."""
+    return uuid.uuid5(_NAMESPACE, "\n".join(map(str, parts)))
+
+
+__all__ = ["Command", "Reaction", "ReactionFailed", "ReactionRetried",
            "caused_by", "commands_of", "depth_of", "effect_id", "failure_id", "looking_up",
            "retried_id"]

@@ -245,10 +245,10 @@ class Reactor:
         if issued.first in stored or issued.failed in stored:
             unit.skipped += 1
             return SKIPPED
-        command = issued.command
-        if depth_of(cause) >= self.max_depth:
+        command, depth = issued.command, depth_of(cause)
+        if depth >= self.max_depth:
             self._refuse(unit, issued, metadata, "ChainTooLong",
-                         f"the chain is already {depth_of(cause)} reactions deep (max_depth="
+                         f"the chain is already {depth} reactions deep (max_depth="
                          f"{self.max_depth}); a reaction that feeds itself stops here")
             return REFUSED
         repository = self._repository(command.stream_id, cause)

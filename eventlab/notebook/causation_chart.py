@@ -19,7 +19,6 @@ it. A command the target refused shows as its ``ReactionFailed`` record, in red.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import textwrap
@@ -31,7 +30,7 @@ from matplotlib.text import Annotation
 
 from ..chains import causation
 from ..store.base import EventStore
-from .render import PALETTE, ChartFigure
+from .render import PALETTE, ChartFigure, colours
 
 _FAILED = "#d62728"
 _CALM = tuple(c for c in PALETTE if c not in ("#e15759", "#ff9da7"))
@@ -51,8 +50,7 @@ def plot_causation(store: EventStore, event_id: uuid.UUID | str, *,
         ax = ChartFigure(figsize=(max(6.0, 1.6 * len(chain) + 1.5),
                                   0.9 * len(lanes) + 1.3), layout="constrained").add_subplot()
     # the failure's red is kept for failures: other types take the palette's other colours
-    palette = {kind: colour for kind, colour in zip(
-        dict.fromkeys(chain["type"]), itertools.cycle(_CALM), strict=False)}
+    palette = colours(chain["type"], _CALM)
     where: dict[str, tuple[float, float]] = {}
     for step, (event_id_text, stream, kind, cause, data) in enumerate(zip(
             chain["event_id"], chain["stream_id"], chain["type"], chain["causation_id"],

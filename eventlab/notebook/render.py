@@ -57,12 +57,12 @@ def png_img(png: bytes, alt: str = "chart") -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'
 
 
-def colours(names: Iterable[str]) -> dict[str, str]:
-    """A stable colour per name, in order of first appearance."""
+def colours(names: Iterable[str], palette: Sequence[str] = PALETTE) -> dict[str, str]:
+    """A stable colour per name, from ``palette`` in order of first appearance."""
     out: dict[str, str] = {}
     for name in names:
         if name not in out:
-            out[name] = PALETTE[len(out) % len(PALETTE)]
+            out[name] = palette[len(out) % len(palette)]
     return out
 
 
