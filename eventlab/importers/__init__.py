@@ -1,7 +1,9 @@
-"""Import real event logs (XES, CSV, Parquet, DataFrames) into a store, all or nothing.
+"""Import real event logs (XES, CSV, Parquet, OCEL 2.0, DataFrames) into a store, all or nothing.
 
 Each case becomes a stream (``stream_prefix + case``), each activity an event
-type, and the timestamp the event's ``recorded_at`` (UTC). Events are appended
+type, and the timestamp the event's ``recorded_at`` (UTC). An OCEL 2.0 log
+(JSON, XML or SQLite) has no cases but objects: ``object_type=`` picks the
+type whose objects become the streams (see ``ocel``). Events are appended
 in time order (ties keep the file's order), so within a case they follow the
 timestamps. Every row is checked before anything is written; a bad one raises
 ``LogImportError`` naming the line and column. Line numbers count as a person
@@ -28,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
+from datetime import tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,21 +48,33 @@ if TYPE_CHECKING:
 __all__ = ["ImportSummary", "LogImportError", "import_log"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ImportSummary:
     """What an import read: how many cases (streams), events and activities (types);
-    and ``written``, how many of the events it wrote (fewer when some were stored
-    by an earlier import of the same log).
+    ``written``, how many of the events it wrote (fewer when some were stored
+    by an earlier import of the same log); and for an OCEL log ``left_out``, how
+    many of its events relate to no object of the chosen type and were not imported
+    (shown only when there are some).
 
     >>> s = ImportSummary(cases=6, events=42, activities=8, written=0)
     >>> s.already_stored
     42
+    >>> ImportSummary(cases=2, events=5, activities=3, written=5, left_out=8)
+    ImportSummary(cases=2, events=5, activities=3, written=5, left_out=8)
     """
 
     cases: int
     events: int
     activities: int
     written: int
+    left_out: int = 0
+
+    def __repr__(self) -> str:
+        shown = (f"cases={self.cases}, events={self.events}, activities={self.activities}, "
+                 f"written={self.written}")
+        if self.left_out:
+            shown += f", left_out={self.left_out}"
+        return f"ImportSummary({shown})"
 
     @property
     def already_stored(self) -> int:
@@ -69,15 +84,24 @@ class ImportSummary:
 
 def import_log(store: EventStore, source: Any, case: str | None = None,
                activity: str | None = None, timestamp: str | None = None,
-               attributes: Collection[str] | None = None,
-               stream_prefix: str = "") -> ImportSummary:
-    """Import a log into ``store``: a path (``.xes``, ``.xes.gz``, ``.csv``, ``.parquet``
-    or a directory of Parquet files) or a pandas DataFrame / Arrow table.
+               attributes: Collection[str] | None = None, stream_prefix: str = "",
+               object_type: str | None = None,
+               timezone: str | tzinfo | None = None) -> ImportSummary:
+    """Import a log into ``store``: a path (``.xes``, ``.xes.gz``, ``.csv``, ``.parquet``,
+    a directory of Parquet files, or an OCEL 2.0 log: ``.jsonocel``, ``.xmlocel``,
+    ``.sqlite``) or a pandas DataFrame / Arrow table.
 
     ``case``, ``activity`` and ``timestamp`` name the columns of a table (found
     by common names such as ``case:concept:name``/``case_id``, ``concept:name``/
     ``activity``, ``time:timestamp``/``timestamp`` otherwise). ``attributes``
-    limits which other columns (or XES event attributes) go into the payload.
+    limits which other columns (or XES or OCEL event attributes) go into the payload.
+
+    An OCEL 2.0 log needs ``object_type``, the object type whose objects become
+    the streams (an import without it names the log's object types): each
+    event goes to the stream of every object of that type it relates to, and
+    ``left_out`` counts the events related to none. ``timezone`` (an IANA name
+    such as ``"Europe/Berlin"``) is the zone of OCEL times written without an
+    offset; UTC when not given. See ``eventlab.importers.ocel``.
 
     >>> import pandas as pd, eventlab as el
     >>> log = pd.DataFrame({"case_id": ["c1", "c1"], "activity": ["open", "close"],
@@ -87,68 +111,132 @@ def import_log(store: EventStore, source: Any, case: str | None = None,
     ImportSummary(cases=1, events=2, activities=2, written=2)
     >>> el.import_log(store, log).written    # the same rows again: nothing new
     0
+    >>> el.import_log(store, "data/ocel20-p2p-example/ocel20_example.jsonocel",
+    ...               object_type="Purchase Order")   # doctest: +SKIP
+    ImportSummary(cases=2, events=5, activities=3, written=5, left_out=8)
     """
-    from . import tabular
-
     bar = _Progress()
     try:
-        path: Path | None = None
-        digest = None
-        if isinstance(source, (str, os.PathLike)):
-            path = Path(source)
-            if not path.exists():
-                raise LogImportError(f"{path} does not exist")
-            name = path.name.lower()
-            if name.endswith((".xes", ".xes.gz")):
-                from .xes import read_xes
-
-                bar.start(path.stat().st_size, f"reading {path.name}")
-                digest = identity.content_digest()   # hashed as it is parsed
-                rows = read_xes(path, attributes, bar.update, digest)
-                mapping = {"case": "trace concept:name", "activity": "concept:name",
-                           "timestamp": "time:timestamp"}
-                unit, where = "line", path.name
-            elif name.endswith((".csv", ".csv.gz", ".tsv", ".txt")):
-                rows, mapping = tabular.prepare(tabular.read_csv(path), path.name, 2, case,
-                                                activity, timestamp, attributes)
-                unit, where = "line", path.name
-            elif path.is_dir() or name.endswith((".parquet", ".pq")):
-                rows, mapping = tabular.prepare(tabular.read_parquet(path), path.name, 1, case,
-                                                activity, timestamp, attributes)
-                unit, where = "row", path.name
-            else:
-                raise LogImportError(
-                    f"{path.name}: unknown kind of log; use .xes, .xes.gz, .csv, .parquet "
-                    "or a directory of Parquet files")
+        path = Path(source) if isinstance(source, (str, os.PathLike)) else None
+        if path is not None and not path.exists():
+            raise LogImportError(f"{path} does not exist")
+        form = None if path is None else _ocel_form(path)
+        if path is not None and form is not None:
+            batch, summary = _read_ocel(path, object_type, timezone, attributes,
+                                        stream_prefix, (case, activity, timestamp), bar)
+            where = path.name
         else:
-            table = _as_table(source)
-            rows, mapping = tabular.prepare(table, "the table", 1, case, activity, timestamp,
-                                            attributes)
-            unit, where = "row", "the table"
-        bar.stage("checking")
-        if digest is not None:
-            source_key = identity.digest_key(digest)
-        else:
-            source_key = "table" if path is None else identity.file_key(path)
-        namespace = identity.import_namespace(source_key, stream_prefix, mapping, attributes)
-        if path is not None and not path.is_dir():
-            namespace = _earlier_namespace(store, path, stream_prefix, mapping, attributes,
-                                           namespace)
-        batch, summary = _checked(rows, mapping, unit, where, stream_prefix, namespace,
-                                  by_content=path is None)
+            where = "the table" if path is None else path.name
+            for option, value in (("object_type", object_type), ("timezone", timezone)):
+                if value is not None:
+                    raise LogImportError(
+                        f"{option}= is for OCEL 2.0 logs (.jsonocel, .xmlocel, .sqlite), and "
+                        f"{where} is not one: its cases are the values of a column (case=)")
+            batch, summary = _read_log(store, source, path, case, activity, timestamp,
+                                       attributes, stream_prefix, bar)
         bar.stage("writing")
-        batch = drop_stored(store, batch, where)
-        before = store.head()
-        try:
-            store.append_batch(batch)
-        except ConcurrencyError as exc:
-            raise LogImportError(
-                f"{where}: stream {exc.stream_id!r} already holds some of its events, "
-                "but not as its first ones in the same order; was another version of "
-                "this log imported? nothing was imported") from None
-        return replace(summary, written=store.head() - before)
+        return _write(store, batch, summary, where)
     finally:
         bar.close()
+
+
+def _ocel_form(path: Path) -> str | None:
+    from .ocel import form_of
+
+    return form_of(path)
+
+
+def _read_ocel(path: Path, object_type: str | None, timezone: str | tzinfo | None,
+               attributes: Collection[str] | None, prefix: str,
+               mapped: tuple[str | None, ...], bar: _Progress) -> tuple[pa.Table, ImportSummary]:
+    """The checked batch of an OCEL 2.0 log flattened onto ``object_type``."""
+    from . import ocel
+
+    given = [f"{n}=" for n, v in zip(("case", "activity", "timestamp"), mapped, strict=True)
+             if v is not None]
+    if given:
+        raise LogImportError(
+            f"{path.name} is an OCEL 2.0 log: {', '.join(given)} name columns of a table; "
+            "an OCEL log's streams are the objects of one type: pass object_type=...")
+    bar.start(path.stat().st_size, f"reading {path.name}")
+    log = ocel.read_ocel(path, timezone, bar.update)
+    if object_type is None:
+        raise LogImportError(
+            f"{path.name} is an OCEL 2.0 log: name the object type whose objects become "
+            f"the streams with object_type=...; its object types: {log.describe_types()}")
+    rows, left_out = ocel.flatten(log, object_type, attributes)
+    bar.stage("checking")
+    mapping = {"case": "object", "activity": "type", "timestamp": "time",
+               "object_type": object_type}
+    namespace = identity.import_namespace("ocel", prefix, mapping, attributes)
+    batch, summary = _checked(rows, mapping, "event", path.name, prefix, namespace,
+                              by_content=False)
+    return batch, replace(summary, left_out=left_out)
+
+
+def _read_log(store: EventStore, source: Any, path: Path | None, case: str | None,
+              activity: str | None, timestamp: str | None,
+              attributes: Collection[str] | None, stream_prefix: str,
+              bar: _Progress) -> tuple[pa.Table, ImportSummary]:
+    """The checked batch of an XES, CSV or Parquet file, or of a table."""
+    from . import tabular
+
+    digest = None
+    if path is not None:
+        name = path.name.lower()
+        if name.endswith((".xes", ".xes.gz")):
+            from .xes import read_xes
+
+            bar.start(path.stat().st_size, f"reading {path.name}")
+            digest = identity.content_digest()   # hashed as it is parsed
+            rows = read_xes(path, attributes, bar.update, digest)
+            mapping = {"case": "trace concept:name", "activity": "concept:name",
+                       "timestamp": "time:timestamp"}
+            unit, where = "line", path.name
+        elif name.endswith((".csv", ".csv.gz", ".tsv", ".txt")):
+            rows, mapping = tabular.prepare(tabular.read_csv(path), path.name, 2, case,
+                                            activity, timestamp, attributes)
+            unit, where = "line", path.name
+        elif path.is_dir() or name.endswith((".parquet", ".pq")):
+            rows, mapping = tabular.prepare(tabular.read_parquet(path), path.name, 1, case,
+                                            activity, timestamp, attributes)
+            unit, where = "row", path.name
+        else:
+            raise LogImportError(
+                f"{path.name}: unknown kind of log; use .xes, .xes.gz, .csv, .parquet, "
+                "a directory of Parquet files, or an OCEL 2.0 log (.jsonocel, .xmlocel, "
+                ".sqlite)")
+    else:
+        table = _as_table(source)
+        rows, mapping = tabular.prepare(table, "the table", 1, case, activity, timestamp,
+                                        attributes)
+        unit, where = "row", "the table"
+    bar.stage("checking")
+    if digest is not None:
+        source_key = identity.digest_key(digest)
+    else:
+        source_key = "table" if path is None else identity.file_key(path)
+    namespace = identity.import_namespace(source_key, stream_prefix, mapping, attributes)
+    if path is not None and not path.is_dir():
+        namespace = _earlier_namespace(store, path, stream_prefix, mapping, attributes,
+                                       namespace)
+    return _checked(rows, mapping, unit, where, stream_prefix, namespace,
+                    by_content=path is None)
+
+
+def _write(store: EventStore, batch: pa.Table, summary: ImportSummary,
+           where: str) -> ImportSummary:
+    """Append what of ``batch`` the store does not hold yet, in one transaction."""
+    batch = drop_stored(store, batch, where)
+    before = store.head()
+    try:
+        store.append_batch(batch)
+    except ConcurrencyError as exc:
+        raise LogImportError(
+            f"{where}: stream {exc.stream_id!r} already holds some of its events, "
+            "but not as its first ones in the same order; was another version of "
+            "this log imported? nothing was imported") from None
+    return replace(summary, written=store.head() - before)
 
 
 def _earlier_namespace(store: EventStore, path: Path, prefix: str, mapping: dict[str, str],

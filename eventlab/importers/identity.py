@@ -17,6 +17,9 @@ the event within it.
 * Rows that carry an ``event_id`` (``store.to_df()`` frames and their Parquet
   exports) keep it; with a ``stream_prefix`` the kept id is mapped through the
   namespace instead, so the copy never shares ids with the original.
+* An OCEL 2.0 log's events are named by what the import makes of them (object
+  type, object, OCEL event id, type, time, payload), not by the file's bytes,
+  so its JSON, XML and SQLite forms give the same ids (see ``ocel``).
 
 Events whose ids a store already holds, in place, are not written again (see
 ``stored``); a log that grew since its last import adds only its new events
