@@ -45,6 +45,7 @@ _LAZY = {
     "Subscription": "subscription",
     "Reactor": "reactor",
     "causation": "chains",
+    "Filter": "filters",
     "state_at": "timetravel",
     "history": "timetravel",
     "diff": "timetravel",
@@ -55,6 +56,7 @@ _LAZY = {
     "analytics": None,
     "datasets": None,
     "notebook": None,
+    "rules": None,
 }
 
 

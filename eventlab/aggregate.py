@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
+from .envelope import RecordedEvent
 from .errors import ApplyError, EventlabError
 from .events import REGISTRY
 
@@ -39,6 +40,11 @@ class Aggregate:
     """
 
     events: ClassVar[Sequence[type]] = ()
+    #: True: replays of stored events (time travel, conformance) hand ``apply`` (and
+    #: a conformance check's ``handle``) the whole ``RecordedEvent`` (type, data,
+    #: metadata, recorded_at) instead of the domain event. For models of logs
+    #: whose events have no class; a ``Repository`` always hands domain events.
+    wants_recorded: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -80,6 +86,12 @@ class Aggregate:
             raise ApplyError(f"{self.name}.apply", exc, stream_id=stream_id, version=version,
                              type=type(event).__name__) from exc
         return state
+
+
+def replayed(aggregate: Any, event: RecordedEvent) -> Any:
+    """What ``aggregate`` is handed of a stored event when a log is replayed through it:
+    the domain event (``event.data``), or the event itself if it ``wants_recorded``."""
+    return event if getattr(aggregate, "wants_recorded", False) else event.data
 
 
 class AggregateRoot:

@@ -58,7 +58,8 @@ def _import(args: argparse.Namespace) -> None:
 
     with _open(args.db) as store:
         summary = import_log(store, args.log, case=args.case, activity=args.activity,
-                             timestamp=args.timestamp, stream_prefix=args.prefix)
+                             timestamp=args.timestamp, stream_prefix=args.prefix,
+                             object_type=args.object_type, timezone=args.timezone)
     if summary.written == 0:
         print(f"nothing new: all {summary.events} events of {args.log} are already in "
               f"{_name(args.db)}")
@@ -91,8 +92,15 @@ def _info(args: argparse.Namespace) -> None:
 @_failing
 def _export(args: argparse.Namespace) -> None:
     with _open(args.db, read_only=True) as store:
-        target = store.export_parquet(args.dir, overwrite=args.overwrite)
-    print(f"wrote Parquet partitioned by type to {target}")
+        target = store.export_parquet(args.dir, overwrite=args.overwrite,
+                                      incremental=args.incremental)
+    if not args.incremental:
+        print(f"wrote Parquet partitioned by type to {target}")
+    elif target.rows == 0:
+        print(f"nothing new: {target} already holds every event")
+    else:
+        print(f"wrote {target.rows} new events ({len(target.files)} files, partitioned by "
+              f"date) to {target}")
 
 
 @_failing
@@ -129,13 +137,17 @@ def _count(text: str) -> int:
 
 
 def _add_log_commands(commands: argparse._SubParsersAction) -> None:
-    imp = commands.add_parser("import", help="import an XES, CSV or Parquet log into a file")
-    imp.add_argument("log", help="the log: .xes, .xes.gz, .csv, .parquet or a Parquet folder")
+    imp = commands.add_parser("import", help="import an XES, CSV, Parquet or OCEL log into a file")
+    imp.add_argument("log", help="the log: .xes, .xes.gz, .csv, .parquet, a Parquet folder, "
+                                 ".jsonocel, .xmlocel or .sqlite")
     imp.add_argument("--db", required=True, help="DuckDB file or PostgreSQL URL to import into")
     imp.add_argument("--case", help="the case column (default: found by name)")
     imp.add_argument("--activity", help="the activity column (default: found by name)")
     imp.add_argument("--timestamp", help="the timestamp column (default: found by name)")
     imp.add_argument("--prefix", default="", help="prefix for the stream ids")
+    imp.add_argument("--object-type", help="OCEL 2.0: one stream per object of this type")
+    imp.add_argument("--timezone", help="OCEL 2.0: the zone of times written without one "
+                                        "(e.g. Europe/Berlin; default UTC)")
     imp.set_defaults(run=_import)
     info = commands.add_parser("info", help="streams, events, types and time span of a log")
     info.add_argument("target", nargs="?", help="DuckDB file or PostgreSQL URL to describe")
@@ -145,6 +157,8 @@ def _add_log_commands(commands: argparse._SubParsersAction) -> None:
     export.add_argument("dir", help="the folder to write")
     export.add_argument("--db", required=True, help="DuckDB file or PostgreSQL URL to export")
     export.add_argument("--overwrite", action="store_true", help="replace the folder's files")
+    export.add_argument("--incremental", action="store_true",
+                        help="write only what is new since the last export, by date")
     export.set_defaults(run=_export)
     query = commands.add_parser("sql", help="run SQL over the view `events`")
     query.add_argument("query", help='e.g. "select type, count(*) from events group by 1"')

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .aggregate import Aggregate
+from .aggregate import Aggregate, replayed
 from .envelope import NewEvent, RecordedEvent
 from .errors import ApplyError, EventlabError, InvalidInputError
 from .store.rows import check_stream_id, utc
@@ -272,7 +272,7 @@ class Timeline:
 
     def _apply(self, state: Any, event: RecordedEvent) -> Any:
         try:
-            return self.aggregate.apply(state, event.data)
+            return self.aggregate.apply(state, replayed(self.aggregate, event))
         except EventlabError:
             raise
         except Exception as exc:
@@ -493,7 +493,8 @@ def what_if(store: EventStore, aggregate: Aggregate, stream_id: str, *,
         data = event.data if isinstance(event, (NewEvent, RecordedEvent)) else event
         kind = event.type if isinstance(event, RecordedEvent) else _type_name(store, data)
         try:
-            state = aggregate.apply(state, data)
+            state = aggregate.apply(state, replayed(aggregate, event)
+                                    if isinstance(event, RecordedEvent) else data)
         except Exception as exc:
             raise ApplyError(f"{aggregate.name}.apply (what-if)", exc, stream_id=stream_id,
                              version=version, type=kind) from exc

@@ -17,6 +17,33 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--spark", action="store_true",
+        help="also run the tests marked spark (PySpark in local mode: needs the spark "
+             "extra and Java 17; ./run test-spark does both)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``spark`` run only with ``--spark``: the default run installs no
+    PySpark. They are deselected (counted as such), never skipped."""
+    if config.getoption("--spark"):
+        return
+    spark = [item for item in items if item.get_closest_marker("spark")]
+    if spark:
+        config.hook.pytest_deselected(items=spark)
+        items[:] = [item for item in items if not item.get_closest_marker("spark")]
+
+
+@pytest.fixture(scope="session")
+def receipt() -> Iterator[el.EventStore]:
+    """The receipt log (1,434 cases, 8,577 events) in a DuckDB store, shared: read only."""
+    store = el.connect()
+    el.import_log(store, ROOT / "data" / "receipt" / "receipt.xes.gz")
+    yield store
+    store.close()
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     """A path for a fresh DuckDB file."""

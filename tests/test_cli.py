@@ -55,3 +55,31 @@ def test_importing_a_log_again_writes_nothing(tmp_path):
     assert "imported 42 events" in first.stdout
     assert again.stdout.startswith("nothing new: all 42 events")
     assert "6 streams, 42 events" in run("info", "--db", db).stdout
+
+
+def test_import_an_ocel_log_onto_one_stream_per_object(tmp_path):
+    db = str(tmp_path / "log.duckdb")
+    log = Path(__file__).resolve().parents[1] / "data" / "ocel20-p2p-example"
+    done = run("import", str(log / "ocel20_example.xmlocel"), "--db", db,
+               "--object-type", "Purchase Order", "--timezone", "Europe/Berlin")
+    assert done.returncode == 0, done.stderr
+    as_json = str(tmp_path / "json.duckdb")
+    assert run("import", str(log / "ocel20_example.jsonocel"), "--db", as_json,
+               "--object-type", "Purchase Order").returncode == 0
+    query = "select stream_id, version, type, recorded_at from events order by position"
+    assert run("sql", "--db", db, query).stdout == run("sql", "--db", as_json, query).stdout
+    missing = run("import", str(log / "ocel20_example.jsonocel"), "--db", db)
+    assert missing.returncode == 1 and "Purchase Order" in missing.stderr
+
+
+def test_export_incremental_writes_only_what_is_new(tmp_path):
+    db = str(tmp_path / "log.duckdb")
+    out = tmp_path / "parquet"
+    assert run("import", str(DATA / "running-example" / "running-example.csv"), "--db",
+               db).returncode == 0
+    first = run("export", "--db", db, str(out), "--incremental")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("wrote 42 new events")
+    again = run("export", "--db", db, str(out), "--incremental")
+    assert again.stdout.startswith("nothing new"), again.stdout
+    assert len(pd.read_parquet(out)) == 42

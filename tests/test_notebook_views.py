@@ -353,12 +353,16 @@ def test_type_counts_and_stream_lengths(store):
 def test_directly_follows_picture_matches_the_log():
     fig = plot_directly_follows(_process_log())
     ax = fig.axes[0]
-    gids = {a.get_gid() for a in [*ax.patches, *ax.texts] if a.get_gid()}
-    assert gids == {"node:a", "node:b", "node:c", "edge:a->b", "edge:a->c", "edge:b->c",
-                    "edge:b->b"}
+    drawn = {p.get_gid() for p in ax.patches if p.get_gid().startswith(("node:", "edge:"))}
+    assert drawn == {"node:a", "node:b", "node:c", "edge:a->b", "edge:a->c", "edge:b->c",
+                     "edge:b->b"}
+    arcs = {p.get_gid() for p in ax.patches if p.get_gid().startswith(("start:", "end:"))}
+    assert arcs == {"start:a", "end:b", "end:c"}             # c3 ends with b
     width = {p.get_gid(): p.get_linewidth() for p in ax.patches}
     assert width["edge:a->b"] > width["edge:a->c"] == width["edge:b->c"]
-    assert any(t.get_text() == "2" for t in ax.texts)
+    labels = {t.get_gid(): t.get_text() for t in ax.texts if t.get_gid()}
+    assert labels["label:edge:a->b"] == "2" and labels["label:start:a"] == "3"
+    assert not fig.left_out
 
 
 def test_logview_switches_charts(store):
@@ -369,7 +373,9 @@ def test_logview_switches_charts(store):
     assert bytes(view._image.value) != bytes(first)
     assert 'data-kind="type counts"' in view._caption.value
     # Opened->Deposited, Deposited->Withdrew, Withdrew->Deposited
-    assert len(view.figure("process map").axes[0].patches) == 3
+    edges = [p for p in view.figure("process map").axes[0].patches
+             if p.get_gid().startswith("edge:")]
+    assert len(edges) == 3
     with pytest.raises(ValueError, match="unknown LogView kind"):
         view.kind = "pie"
 

@@ -17,5 +17,6 @@ def test_the_readme_has_examples():
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_block_runs(index, tmp_path, monkeypatch):
+    (tmp_path / "data").symlink_to(ROOT / "data")   # paths as from the repository's root
     monkeypatch.chdir(tmp_path)
     exec(compile(BLOCKS[index], f"README.md block {index + 1}", "exec"), {})

@@ -23,7 +23,10 @@ _LAZY = {
     "plot_type_counts": "plots",
     "plot_stream_lengths": "plots",
     "plot_swimlanes": "plots",
-    "plot_directly_follows": "plots",
+    "plot_dotted_chart": "plots",
+    "plot_case_durations": "plots",
+    "process_map": "process_maps",
+    "plot_directly_follows": "process_maps",
     "plot_causation": "causation_chart",
 }
 

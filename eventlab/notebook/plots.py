@@ -1,9 +1,12 @@
-"""Pictures of the log: events over time, type counts, stream lengths, swimlanes, process maps.
+"""Pictures of the log: swimlanes, events over time, type counts, stream lengths, a dotted
+chart and case durations (the process map is in ``process_maps``).
 
-Each function takes a store, draws with matplotlib (no pyplot state, no
-graphviz) and returns the ``Figure``, which shows itself as a PNG in a
-notebook. Pass ``ax=`` to draw into an existing axes instead. The numbers come
-from ``eventlab.analytics``; these functions only draw.
+Each function takes a store, draws with matplotlib (no pyplot state) and
+returns the ``Figure``, which shows itself as a PNG in a notebook. Pass
+``ax=`` to draw into an existing axes instead, and ``filter=`` (an
+``eventlab.Filter``) to draw only the cases it keeps. The numbers come from
+``eventlab.analytics`` or SQL over the log; these functions only draw. An event
+type has the same colour in every chart of a log (``type_colours``).
 
 >>> import eventlab as el
 >>> from eventlab.examples.bank import Deposited, Opened
@@ -13,22 +16,33 @@ from ``eventlab.analytics``; these functions only draw.
 >>> fig = plot_swimlanes(store)
 >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
 ['a-1', 'a-2']
+>>> fig = plot_dotted_chart(store, filter=el.Filter(min_events=2))
+>>> sum(len(line.get_xdata()) for line in fig.axes[0].lines)
+2
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
-from matplotlib.patches import FancyArrowPatch
-from matplotlib.path import Path
+from matplotlib.lines import Line2D
 
 from ..errors import InvalidInputError
 from ..store.base import EventStore
 from ..store.frames import sql, to_df
 from .render import ChartFigure, colours
+
+if TYPE_CHECKING:
+    from ..filters import Filter
+
+OTHER = "#bab0ac"          # the colour of "other" (types folded together)
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
@@ -37,23 +51,47 @@ def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
     return ChartFigure(figsize=figsize, layout="constrained").add_subplot()
 
 
+def type_colours(store: EventStore, names: Iterable[str]) -> dict[str, str]:
+    """Each of ``names`` coloured as in every chart of the log: ``render.colours`` over all
+    the log's types in order of first appearance, so a filter changes no colour.
+
+    >>> import eventlab as el
+    >>> store = el.InMemoryEventStore()
+    >>> _ = store.append("c1", [el.NewEvent({}, type="open"), el.NewEvent({}, type="close")])
+    >>> type_colours(store, ["close"]) == {"close": colours(["open", "close"])["close"]}
+    True
+    """
+    wanted = list(names)
+    if not wanted:
+        return {}
+    order = sql(store, "select type from events group by type order by min(position)")
+    every = colours([*order["type"], *wanted])
+    return {n: every[n] for n in wanted}
+
+
 def plot_swimlanes(store: EventStore, streams: Sequence[str] | None = None, *, limit: int = 6,
                    x: str = "position", labels: bool | None = None,
-                   ax: Axes | None = None) -> Figure:
+                   filter: Filter | None = None, ax: Axes | None = None) -> Figure:
     """A timeline of a few streams, Event Modeling style: one lane per stream.
 
     Time runs left to right (``x="position"``, the global order, or
     ``x="time"``, ``recorded_at``); each event is a box coloured by its type.
-    ``streams`` defaults to the first ``limit`` streams of the log. ``labels``
-    writes each event's type next to it (default: when there are few events).
+    ``streams`` defaults to the first ``limit`` streams of the log (with a
+    ``filter``, of the cases it keeps; given ``streams`` are then narrowed to
+    those). ``labels`` writes each event's type next to it (default: when there
+    are few events).
     """
     if x not in ("position", "time"):
         raise InvalidInputError(f"x must be 'position' or 'time', got {x!r}")
-    streams = list(streams) if streams is not None else store.stream_ids()[:limit]
+    if filter is None:
+        streams = list(streams) if streams is not None else store.stream_ids()[:limit]
+    else:
+        kept = filter.stream_ids(store)
+        streams = kept[:limit] if streams is None else [s for s in streams if s in set(kept)]
     frames = [to_df(store, stream_id=s) for s in streams]
     ax = _axes(ax, (9.0, 0.7 * max(len(streams), 1) + 1.4))
     column = "position" if x == "position" else "recorded_at"
-    palette = colours(t for df in frames for t in df["type"])
+    palette = type_colours(store, dict.fromkeys(t for df in frames for t in df["type"]))
     total = sum(len(df) for df in frames)
     labels = total <= 40 if labels is None else labels
     for lane in range(len(streams)):
@@ -81,7 +119,7 @@ def plot_swimlanes(store: EventStore, streams: Sequence[str] | None = None, *, l
 
 
 def plot_events_over_time(store: EventStore, every: str = "1D", *, top: int = 8,
-                          ax: Axes | None = None) -> Figure:
+                          filter: Filter | None = None, ax: Axes | None = None) -> Figure:
     """Stacked bars: how many events of each type were recorded in each period.
 
     ``every`` is a pandas-style period ("15min", "6h", "1D", "1W", "1M"); see
@@ -90,13 +128,16 @@ def plot_events_over_time(store: EventStore, every: str = "1D", *, top: int = 8,
     """
     from .. import analytics
 
-    wide = analytics.events_over_time(store, every)
-    if len(wide.columns) > top:
+    wide = analytics.events_over_time(store, every, filter=filter)
+    folded = len(wide.columns) > top
+    if folded:
         keep = wide.sum().sort_values(ascending=False).index[:top]
         rest = wide.drop(columns=keep).sum(axis=1)
         wide = wide[list(keep)].assign(other=rest)
     ax = _axes(ax, (9.0, 3.4))
-    palette = colours(wide.columns)
+    palette = type_colours(store, [c for c in wide.columns if not (folded and c == "other")])
+    if folded:
+        palette["other"] = OTHER
     xs = list(range(len(wide.index)))
     bottom = [0] * len(xs)
     for kind, colour in palette.items():
@@ -113,13 +154,14 @@ def plot_events_over_time(store: EventStore, every: str = "1D", *, top: int = 8,
     return ax.figure
 
 
-def plot_type_counts(store: EventStore, *, ax: Axes | None = None) -> Figure:
+def plot_type_counts(store: EventStore, *, filter: Filter | None = None,
+                     ax: Axes | None = None) -> Figure:
     """Horizontal bars: how many events of each type the log holds, most frequent on top."""
     counts = sql(store, "select type, count(*) as events from events group by type "
-                       "order by events desc, min(position)")
+                       "order by events desc, min(position)", filter=filter)
     ax = _axes(ax, (7.0, 0.35 * max(len(counts), 1) + 1.2))
     kinds = counts["type"].tolist()
-    palette = colours(kinds)
+    palette = type_colours(store, kinds)
     ax.barh(kinds, counts["events"].tolist(), color=[palette[k] for k in kinds])
     ax.invert_yaxis()
     ax.set_xlabel("events")
@@ -127,11 +169,12 @@ def plot_type_counts(store: EventStore, *, ax: Axes | None = None) -> Figure:
     return ax.figure
 
 
-def plot_stream_lengths(store: EventStore, bins: int = 30, *, ax: Axes | None = None) -> Figure:
+def plot_stream_lengths(store: EventStore, bins: int = 30, *, filter: Filter | None = None,
+                        ax: Axes | None = None) -> Figure:
     """A histogram of how many events each stream (case) has."""
     from .. import analytics
 
-    lengths = analytics.stream_lengths(store)["events"].tolist()
+    lengths = analytics.stream_lengths(store, filter=filter)["events"].tolist()
     ax = _axes(ax, (7.0, 3.2))
     if lengths:
         ax.hist(lengths, bins=min(bins, max(1, max(lengths) - min(lengths) + 1)),
@@ -144,69 +187,103 @@ def plot_stream_lengths(store: EventStore, bins: int = 30, *, ax: Axes | None = 
     return ax.figure
 
 
-def _curve(start: tuple[float, float], end: tuple[float, float], bend: float = 0.2,
-           gap: float = 0.3) -> tuple[Path, tuple[float, float]]:
-    """A quadratic curve from ``start`` to ``end`` bending left, trimmed by ``gap`` at both
-    ends (so the arrow stops outside the node boxes), and the curve's midpoint."""
-    (x0, y0), (x2, y2) = start, end
-    dx, dy = x2 - x0, y2 - y0
-    control = ((x0 + x2) / 2 - bend * dy, (y0 + y2) / 2 + bend * dx)
-    trim = min(0.4, gap / max(math.hypot(dx, dy), 1e-9))
-    a, b = trim, 1 - trim
+def plot_dotted_chart(store: EventStore, *, filter: Filter | None = None,
+                      ax: Axes | None = None) -> Figure:
+    """Every event as a dot: time on x, its case on y (cases in order of their first
+    event, the first on top), coloured by type.
 
-    def blossom(s: float, t: float) -> tuple[float, float]:
-        w0, w1, w2 = (1 - s) * (1 - t), (1 - s) * t + s * (1 - t), s * t
-        return (w0 * x0 + w1 * control[0] + w2 * x2, w0 * y0 + w1 * control[1] + w2 * y2)
-
-    path = Path([blossom(a, a), blossom(a, b), blossom(b, b)],
-                [Path.MOVETO, Path.CURVE3, Path.CURVE3])
-    return path, blossom(0.5, 0.5)
-
-
-def plot_directly_follows(store: EventStore, *, top: int | None = 30, min_count: int = 1,
-                          ax: Axes | None = None) -> Figure:
-    """The directly-follows graph of the log as a picture (a simple process map).
-
-    Activities (event types) are boxes laid out left to right in order of
-    first occurrence, zig-zagging over three rows; an arrow ``a → b`` means
-    ``b`` came right after ``a`` in some stream, its width and label give how
-    often. ``top`` keeps the most frequent edges, ``min_count`` drops rare
-    ones. Nodes carry the gid ``node:<type>``, edges ``edge:<source>-><target>``.
+    The events are read in one SQL query and drawn as one line of dots per type
+    (``ax.lines``, rasterized, so a big log stays a small PNG); the legend names
+    every type drawn, in order of first appearance.
     """
+    frame = sql(store, """
+        with firsts as (select stream_id, min(recorded_at) as first_at, min(position) as first
+                        from events group by stream_id),
+             ranked as (select stream_id, row_number() over (order by first_at, first) - 1
+                               as case_no from firsts)
+        select e.recorded_at, e.type, r.case_no
+        from events e join ranked r using (stream_id) order by e.position""", filter=filter)
+    codes, kinds = pd.factorize(frame["type"])
+    palette = type_colours(store, kinds)
+    ax = _axes(ax, (9.5, max(4.5, 0.17 * len(kinds) + 1.2)))
+    times = frame["recorded_at"].dt.tz_convert(None).to_numpy() if len(frame) else \
+        np.array([], dtype="datetime64[us]")
+    cases = frame["case_no"].to_numpy(dtype="int64")
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(kinds) + 1))
+    for k, kind in enumerate(kinds):           # one line of dots per type: fast to draw
+        picked = order[bounds[k]:bounds[k + 1]]
+        ax.plot(times[picked], cases[picked], ls="none", marker=".", markersize=2.5,
+                markeredgewidth=0, color=palette[kind], label=kind, rasterized=True)
+    total = int(cases.max()) + 1 if len(cases) else 0
+    ax.set_ylim(total - 0.5 if total else 1, -0.5)
+    ax.set_ylabel("cases, by first event")
+    ax.set_xlabel("time (UTC)")
+    if len(frame):
+        locator = AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    ax.set_title(f"{len(frame):,} events in {total:,} cases")
+    if len(kinds):
+        handles = [Line2D([], [], ls="none", marker="o", markersize=5, color=palette[k],
+                          label=k) for k in kinds]
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8,
+                  frameon=False, ncols=1 if len(kinds) <= 32 else 2, labelspacing=0.3,
+                  handletextpad=0.2, borderaxespad=0.2)
+    return ax.figure
+
+
+def human_duration(value: Any) -> str:
+    """A wait in a unit a person reads at a glance.
+
+    >>> [human_duration(pd.Timedelta(s, unit="s")) for s in (12, 2700, 11520, 276480)]
+    ['12 s', '45 min', '3.2 h', '3.2 d']
+    """
+    if value is None or pd.isna(value):
+        return "–"
+    seconds = pd.Timedelta(value).total_seconds()
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def duration_unit(seconds: float) -> tuple[str, float]:
+    """A unit for durations around ``seconds`` and its length in seconds.
+
+    >>> duration_unit(90), duration_unit(5400), duration_unit(3 * 86400)
+    (('seconds', 1.0), ('minutes', 60.0), ('days', 86400.0))
+    """
+    if seconds < 120:
+        return "seconds", 1.0
+    if seconds < 2 * 3600:
+        return "minutes", 60.0
+    if seconds < 2 * 86400:
+        return "hours", 3600.0
+    return "days", 86400.0
+
+
+def plot_case_durations(store: EventStore, bins: int = 30, *, filter: Filter | None = None,
+                        ax: Axes | None = None) -> Figure:
+    """A histogram of how long cases take, first event to last (``throughput_times``), in
+    seconds, minutes, hours or days, whichever suits the longer cases (the 90th
+    percentile); the title gives the number of cases and the median."""
     from .. import analytics
 
-    edges = analytics.directly_follows(store)
-    edges = edges[edges["count"] >= min_count]
-    if top is not None:
-        edges = edges.head(top)
-    order = sql(store, "select type from events group by type order by min(position)")
-    used = set(edges["source"]) | set(edges["target"])
-    nodes = [t for t in order["type"] if t in used] if len(edges) else list(order["type"])
-    place = {t: (float(i), (0.0, 1.0, -1.0)[i % 3]) for i, t in enumerate(nodes)}
-    ax = _axes(ax, (max(6.0, 1.6 * len(nodes)), 4.2))
-    most = max(edges["count"].max(), 1) if len(edges) else 1
-    for source, target, count in edges[["source", "target", "count"]].itertuples(index=False):
-        width = 0.8 + 4.0 * count / most
-        if source == target:
-            x, y = place[source]
-            ax.annotate(f"↻ {count}", (x, y + 0.32), ha="center", fontsize=8,
-                        color="#555555", gid=f"edge:{source}->{target}")
-            continue
-        path, label_at = _curve(place[source], place[target])
-        arrow = FancyArrowPatch(path=path, arrowstyle="-|>", mutation_scale=12,
-                                linewidth=width, color="#7f7f7f", alpha=0.7, zorder=1,
-                                gid=f"edge:{source}->{target}")
-        ax.add_patch(arrow)
-        ax.text(*label_at, str(count), fontsize=7, ha="center", va="center", color="#333333",
-                zorder=3, bbox={"boxstyle": "round,pad=0.1", "facecolor": "white",
-                                "edgecolor": "none", "alpha": 0.8})
-    palette = colours(nodes)
-    for name, (x, y) in place.items():
-        ax.text(x, y, name, ha="center", va="center", fontsize=8, zorder=4, gid=f"node:{name}",
-                bbox={"boxstyle": "round,pad=0.4", "facecolor": palette[name], "alpha": 0.25,
-                      "edgecolor": palette[name]})
-    ax.set_xlim(-0.8, max(len(nodes) - 0.2, 0.8))
-    ax.set_ylim(-1.8, 1.8)
-    ax.set_axis_off()
-    ax.set_title(f"directly-follows: {len(nodes)} activities, {len(edges)} edges")
+    durations = analytics.throughput_times(store, filter=filter)["duration"]
+    ax = _axes(ax, (7.0, 3.2))
+    ax.set_ylabel("cases")
+    if durations.empty:
+        ax.set_title("no cases")
+        ax.set_xlabel("case duration")
+        return ax.figure
+    median = durations.median()
+    unit, length = duration_unit(durations.quantile(0.9).total_seconds())
+    values = durations.dt.total_seconds().to_numpy() / length
+    ax.hist(values, bins=bins, color="#4e79a7", edgecolor="white")
+    ax.set_xlabel(f"case duration ({unit})")
+    ax.set_title(f"{len(values):,} cases, median {human_duration(median)}")
     return ax.figure

@@ -24,9 +24,14 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-#: Colours for event types, picked in order of first appearance.
+#: Colours for event types, picked in order of first appearance: Tableau's ten, then
+#: darker and lighter companions, so a log of up to 30 types gets 30 distinct colours.
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948",
-           "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
+           "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+           "#1f4e79", "#b35806", "#2d6a2e", "#8c1c24", "#2f7f7a", "#9c7c00",
+           "#6a3d7c", "#c2185b", "#5b3a29", "#555555",
+           "#a0cbe8", "#ffbe7d", "#8cd17d", "#17becf", "#d4a6c8", "#bcbd22",
+           "#d7b5a6", "#e377c2", "#7f7fff", "#000000")
 
 _TD = '<td style="padding:1px 8px"'
 _BOX = ("font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px;"

@@ -31,8 +31,6 @@ from ..envelope import (
     ANY,
     NewEvent,
     RecordedEvent,
-    StoredUUID,
-    set_uuid_text,
 )
 from ..errors import (
     ConcurrencyError,
@@ -42,7 +40,6 @@ from ..errors import (
     StoreClosedError,
 )
 from ..events import (
-    DECODE_ERRORS,
     ENCODE_ERRORS,
     REGISTRY,
     EventRegistry,
@@ -51,7 +48,6 @@ from ..events import (
     encode_error,
     encode_json,
     json_encoder,
-    loads,
 )
 from .records import Records
 from .rows import (
@@ -68,6 +64,7 @@ from .rows import (
     check_unique_ids,
     event_id_text,
     expectation_met,
+    recorded_events,
     type_names,
     utc,
 )
@@ -441,24 +438,12 @@ class EventStore(Records, ABC):
                                 type_names(self.registry, types))
 
     def _decode(self, rows: Iterable[StoredRow]) -> Iterator[RecordedEvent]:
-        """Stored rows to ``RecordedEvent``: the read hot path."""
-        registry, decoders = self.registry, {}
-        # C-level constructors: no Python frame per event for the tuple or the id
-        new_tuple, new_object, set_text = tuple.__new__, object.__new__, set_uuid_text
-        for p, s, v, t, d, m, i, a, sv in rows:
-            if self._closed:  # an iterator handed out before close() stops with it
-                raise StoreClosedError(f"{self!r} was closed while this read was under way")
-            decode = decoders.get(t if sv == 1 else (t, sv))
-            if decode is None:
-                decode = decoders[t if sv == 1 else (t, sv)] = registry.decoder_for(t, sv)
-            try:
-                data = decode(d)
-            except DECODE_ERRORS:
-                data = registry.decode(t, d, sv)  # raises, naming the type
-            event_id = new_object(StoredUUID)
-            set_text(event_id, i)
-            yield new_tuple(RecordedEvent, (p, s, v, t, data, {} if m == "{}" else loads(m),
-                                            event_id, a))
+        """Stored rows to ``RecordedEvent``; stops once the store is closed."""
+        return recorded_events(self.registry, rows, self._check_reading)
+
+    def _check_reading(self) -> None:
+        if self._closed:  # an iterator handed out before close() stops with it
+            raise StoreClosedError(f"{self!r} was closed while this read was under way")
 
     def locate(self, event_ids: Iterable[uuid.UUID | str]) -> dict[str, tuple[str, int]]:
         """Where events are stored, by id: ``{id: (stream_id, version)}`` (ids as text).
@@ -493,8 +478,10 @@ class EventStore(Records, ABC):
 
     def to_df(self, stream_id: str | None = None, types: Iterable[Any] | None = None,
               from_position: int | None = None, to_position: int | None = None,
-              since: datetime | str | None = None, until: datetime | str | None = None) -> Any:
-        """One row per event: envelope columns plus one column per payload field.
+              since: datetime | str | None = None, until: datetime | str | None = None,
+              *, filter: Any = None) -> Any:
+        """One row per event: envelope columns plus one column per payload field;
+        ``filter=`` (an ``eventlab.Filter``) keeps only some cases.
 
         >>> from eventlab import InMemoryEventStore, NewEvent
         >>> store = InMemoryEventStore()
@@ -504,32 +491,39 @@ class EventStore(Records, ABC):
         """
         from .frames import to_df
 
-        return to_df(self, stream_id, types, from_position, to_position, since, until)
+        return to_df(self, stream_id, types, from_position, to_position, since, until, filter)
 
     def to_arrow(self, stream_id: str | None = None, types: Iterable[Any] | None = None,
                  from_position: int | None = None, to_position: int | None = None,
                  since: datetime | str | None = None, until: datetime | str | None = None,
-                 ) -> Any:
+                 *, filter: Any = None) -> Any:
         """The same columns as ``to_df``, as a ``pyarrow.Table``."""
         from .frames import to_arrow
 
-        return to_arrow(self, stream_id, types, from_position, to_position, since, until)
+        return to_arrow(self, stream_id, types, from_position, to_position, since, until,
+                        filter)
 
-    def sql(self, query: str, params: Any = None) -> Any:
+    def sql(self, query: str, params: Any = None, *, filter: Any = None) -> Any:
         """A DataFrame from SQL over the view ``events`` (or ``events_flat``: one column
-        per payload field). ``store.sql("select type, count(*) n from events group by 1")``"""
+        per payload field). ``store.sql("select type, count(*) n from events group by 1")``;
+        ``filter=`` (an ``eventlab.Filter``) narrows both views to the cases it keeps."""
         from .frames import sql
 
-        return sql(self, query, params)
+        return sql(self, query, params, filter)
 
     def export_parquet(self, path: Any, partition_by: Any = ("type",),
-                       overwrite: bool = False) -> Any:
-        """Write the ``to_df`` columns as Hive-partitioned Parquet; returns the directory.
+                       overwrite: bool = False, incremental: bool = False) -> Any:
+        """Write the ``to_df`` columns as Hive-partitioned Parquet; returns the directory
+        (a ``Path`` whose ``.rows`` says how many events this call wrote).
 
-        ``overwrite=True`` replaces an earlier export in that folder, and nothing else."""
+        ``overwrite=True`` replaces an earlier export in that folder, and nothing else.
+        ``incremental=True`` writes only the events after the ones the folder already
+        holds, with one schema in every file (the envelope plus ``data`` as JSON
+        text), in folders by UTC date (``date=2024-05-01/``): see
+        ``eventlab.store.export``."""
         from .export import export_parquet
 
-        return export_parquet(self, path, partition_by, overwrite)
+        return export_parquet(self, path, partition_by, overwrite, incremental)
 
     def sql_session(self) -> contextlib.AbstractContextManager[Any]:
         """A ``SqlSession``: SQL over the log in one transaction, tables kept beside it

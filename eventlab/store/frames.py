@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 import duckdb
@@ -38,6 +38,13 @@ from .arrow import UTC_MICROS
 from .names import TABLE, literal, quote
 from .rows import check_position, type_names
 from .scratch import scratch_cursor
+
+
+class CaseFilter(Protocol):
+    """What narrows a log to some of its cases (``eventlab.Filter``): SQL over the
+    ``events`` view selecting (at least) the ``stream_id`` of each case to keep."""
+
+    def cases_sql(self) -> str: ...
 
 
 class LogSource(Protocol):
@@ -56,6 +63,7 @@ class LogSource(Protocol):
 #: The columns every frame starts with; payload fields follow in name order.
 ENVELOPE = ("position", "stream_id", "version", "type", "recorded_at", "event_id", "metadata")
 _INT_LEAVES = {"UBIGINT": "BIGINT", "UINTEGER": "BIGINT", "INTEGER": "BIGINT"}
+_KEPT = "_eventlab_kept_cases"
 _ENVELOPE_SQL = ("position, stream_id, version, type, recorded_at, "
                  "event_id::varchar as event_id, metadata")
 
@@ -63,12 +71,45 @@ _ENVELOPE_SQL = ("position, stream_id, version, type, recorded_at, "
 # -- a DuckDB connection over any store ---------------------------------------------------
 
 @contextlib.contextmanager
-def connection(store: LogSource) -> Iterator[duckdb.DuckDBPyConnection]:
+def connection(store: LogSource, filter: CaseFilter | None = None,
+               ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB cursor in which the store's log is the table ``eventlab_events``, times
-    in UTC (each store says how, in its ``_duckdb``)."""
+    in UTC (each store says how, in its ``_duckdb``).
+
+    With a ``filter``, the log seen through this cursor (the table, so the views
+    ``events`` and ``events_flat`` too) holds only the cases the filter keeps.
+    """
     with store._duckdb() as cursor:
         cursor.execute("set TimeZone = 'UTC'")
-        yield cursor
+        if filter is None:
+            yield cursor
+            return
+        _narrow(cursor, filter)
+        try:
+            yield cursor
+        finally:
+            cursor.execute(f"drop view if exists temp.main.{TABLE}; "
+                           f"drop table if exists temp.main.{_KEPT}")
+
+
+def _narrow(cursor: duckdb.DuckDBPyConnection, filter: CaseFilter) -> None:
+    """Shadow the log's table, in this cursor only, by the rows of the kept cases.
+
+    A temporary view is found before the database's own table, and the views
+    over the table then read it; the kept cases are chosen from the whole log
+    before the shadow exists.
+    """
+    if not callable(getattr(filter, "cases_sql", None)):
+        raise InvalidInputError(
+            f"filter= takes an eventlab.Filter, got {type(filter).__name__}")
+    try:
+        cursor.execute(f"create or replace temp table {_KEPT} as {filter.cases_sql()}")
+    except duckdb.Error as exc:
+        raise InvalidInputError(f"{filter!r} failed: {exc}") from None
+    database = cursor.execute("select current_database()").fetchall()[0][0]
+    cursor.execute(f"create or replace temp view {TABLE} as select * from "
+                   f"{quote(database)}.main.{TABLE} "
+                   f"where stream_id in (select stream_id from {_KEPT})")
 
 
 @contextlib.contextmanager
@@ -84,20 +125,21 @@ def _between(log: pa.Table, since: datetime | str | None,
     """The rows of ``log`` recorded from ``since`` to ``until`` (both inclusive)."""
     times = log.column("recorded_at")
     keep = None
-    for moment, name, compare in ((since, "since", pc.greater_equal),
-                                  (until, "until", pc.less_equal)):
-        if moment is not None:
-            bound = pa.scalar(_moment(moment, name), UTC_MICROS)
+    for given, name, compare in ((since, "since", pc.greater_equal),
+                                 (until, "until", pc.less_equal)):
+        if given is not None:
+            bound = pa.scalar(moment(given, name), UTC_MICROS)
             test = compare(times, bound)
             keep = test if keep is None else pc.and_(keep, test)
     return log if keep is None else log.filter(keep)
 
 
-def _moment(value: datetime | str, name: str) -> datetime:
-    """A time given as a datetime or as text pandas can read (``"2024-05-01 12:00"``)."""
-    if not isinstance(value, (datetime, str)):
+def moment(value: datetime | date | str, name: str) -> datetime:
+    """A time given as a datetime, a date or text pandas can read (``"2024-05-01 12:00"``);
+    without a zone, UTC."""
+    if not isinstance(value, (datetime, date, str)):
         raise InvalidInputError(
-            f"{name} must be a datetime or a date/time text, got {type(value).__name__}")
+            f"{name} must be a datetime, a date or a date/time text, got {type(value).__name__}")
     try:
         moment = pd.Timestamp(value).to_pydatetime()
     except (ValueError, OverflowError) as exc:
@@ -263,13 +305,17 @@ def _types_mapper(dtype: pa.DataType) -> Any:
 def to_arrow(store: LogSource, stream_id: str | None = None, types: Iterable[Any] | None = None,
              from_position: int | None = None, to_position: int | None = None,
              since: datetime | str | None = None, until: datetime | str | None = None,
-             ) -> pa.Table:
-    """The log (or a slice of it) as an Arrow table: envelope plus flattened payload."""
+             filter: CaseFilter | None = None) -> pa.Table:
+    """The log (or a slice of it) as an Arrow table: envelope plus flattened payload;
+    with a ``filter``, only the events of the cases it keeps."""
     names = type_names(store.registry, types)
     if from_position is not None:
         check_position("from_position", from_position)
+    kept = kept_cases(store, filter) if filter is not None else None
     log = store.read_arrow(from_position or 1, to_position, stream_id=stream_id, types=names)
     log = _between(log, since, until)
+    if kept is not None:
+        log = log.filter(pc.is_in(log.column("stream_id"), value_set=kept))
     table = _flatten_in_arrow(log)
     if table is None:
         with over_arrow(log) as con:
@@ -281,29 +327,36 @@ def to_arrow(store: LogSource, stream_id: str | None = None, types: Iterable[Any
     return table.set_column(index, "recorded_at", table.column(index).cast(UTC_MICROS))
 
 
+def kept_cases(store: LogSource, filter: CaseFilter) -> pa.Array:
+    """The stream ids of the cases ``filter`` keeps (in no particular order)."""
+    with connection(store, filter) as con:
+        return con.sql(f"select stream_id from {_KEPT}").to_arrow_table().column(0).combine_chunks()
+
+
 def to_df(store: LogSource, stream_id: str | None = None, types: Iterable[Any] | None = None,
           from_position: int | None = None, to_position: int | None = None,
           since: datetime | str | None = None, until: datetime | str | None = None,
-          ) -> pd.DataFrame:
+          filter: CaseFilter | None = None) -> pd.DataFrame:
     """One row per event: ``position, stream_id, version, type, recorded_at`` (UTC),
     ``event_id`` (text), ``metadata`` (JSON text), then one column per payload field.
 
     Integer and boolean payload fields use pandas' nullable dtypes, so a field an
     event lacks is ``<NA>`` without turning the other values into floats.
     """
-    table = to_arrow(store, stream_id, types, from_position, to_position, since, until)
+    table = to_arrow(store, stream_id, types, from_position, to_position, since, until, filter)
     frame = table.to_pandas(types_mapper=_types_mapper, self_destruct=True, split_blocks=True)
     del table
     return frame.astype({"position": "int64", "version": "int64"})
 
 
 def sql(store: LogSource, query: str, params: Sequence[Any] | dict[str, Any] | None = None,
-        ) -> pd.DataFrame:
+        filter: CaseFilter | None = None) -> pd.DataFrame:
     """Run SQL over the view ``events`` (``data`` and ``metadata`` as JSON), or over
-    ``events_flat`` (the ``to_df`` columns: one per payload field) when named."""
+    ``events_flat`` (the ``to_df`` columns: one per payload field) when named; with a
+    ``filter``, both hold only the cases it keeps."""
     if not isinstance(query, str):
         raise InvalidInputError(f"the query must be SQL text, got {type(query).__name__}")
-    with connection(store) as con:
+    with connection(store, filter) as con:
         if "events_flat" in query.lower():
             con.execute("create or replace temp view events_flat as " + flat_select(con))
         try:

@@ -16,13 +16,21 @@ eventlab.errors.InvalidInputError: limit must be an int from 0 to 2**63 - 1, got
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from ..envelope import ANY, NO_STREAM, STREAM_EXISTS, ExpectedVersion
+from ..envelope import (
+    ANY,
+    NO_STREAM,
+    STREAM_EXISTS,
+    ExpectedVersion,
+    RecordedEvent,
+    StoredUUID,
+    set_uuid_text,
+)
 from ..errors import InvalidInputError
-from ..events import EventRegistry
+from ..events import DECODE_ERRORS, EventRegistry, loads
 
 Expected = ExpectedVersion | int
 
@@ -59,6 +67,31 @@ class Row(NamedTuple):
 #: (a ``Row`` is one). Plain tuples, because naming a million rows costs more than
 #: reading them.
 StoredRow = tuple[int, str, int, str, str, str, str, datetime, int]
+
+
+def recorded_events(registry: EventRegistry, rows: Iterable[Any],
+                    check: Callable[[], None] | None = None) -> Iterator[RecordedEvent]:
+    """Stored rows ``(position, stream_id, version, type, data, metadata, event_id,
+    recorded_at, schema_version)`` as ``RecordedEvent``s, payloads decoded by the
+    registry: the read hot path. ``check`` runs before each row (a closed store's
+    reads stop there)."""
+    decoders: dict[Any, Any] = {}
+    # C-level constructors: no Python frame per event for the tuple or the id
+    new_tuple, new_object, set_text = tuple.__new__, object.__new__, set_uuid_text
+    for p, s, v, t, d, m, i, a, sv in rows:
+        if check is not None:
+            check()
+        decode = decoders.get(t if sv == 1 else (t, sv))
+        if decode is None:
+            decode = decoders[t if sv == 1 else (t, sv)] = registry.decoder_for(t, sv)
+        try:
+            data = decode(d)
+        except DECODE_ERRORS:
+            data = registry.decode(t, d, sv)  # raises, naming the type
+        event_id = new_object(StoredUUID)
+        set_text(event_id, i)
+        yield new_tuple(RecordedEvent, (p, s, v, t, data, {} if m == "{}" else loads(m),
+                                        event_id, a))
 
 
 def check_stream_id(stream_id: Any) -> str:
