@@ -218,16 +218,10 @@ def replay(model: Any, stream_id: str, events: Sequence[RecordedEvent]
 
 def _log(store: EventStore, filter: Filter | None) -> pa.Table:
     """The stored rows (``read_arrow``), of the cases ``filter`` keeps."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    from .store.frames import only_cases
 
-    if filter is not None and not callable(getattr(filter, "stream_ids", None)):
-        raise InvalidInputError(f"filter= takes an eventlab.Filter, got {type(filter).__name__}")
     table = store.read_arrow()
-    if filter is not None:
-        kept = pa.array(filter.stream_ids(store), pa.string())
-        table = table.filter(pc.is_in(table.column("stream_id"), value_set=kept))
-    return table
+    return table if filter is None else only_cases(table, store, filter)
 
 
 def _times(column: Any) -> list[datetime]:

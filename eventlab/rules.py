@@ -57,14 +57,26 @@ from .errors import DomainError, InvalidInputError
 _ABSENT: Any = object()
 
 
-class Rule(Aggregate):
+class _Combining(Aggregate):
+    """What rules and rule sets share: they read ``RecordedEvent``s and combine with
+    ``&`` (with each other, or with any decider) into a ``RuleSet``."""
+
+    wants_recorded: ClassVar[bool] = True
+
+    def __and__(self, other: Any) -> RuleSet:
+        return RuleSet(self, other) if isinstance(other, Aggregate) else NotImplemented
+
+    def __rand__(self, other: Any) -> RuleSet:
+        return RuleSet(other, self) if isinstance(other, Aggregate) else NotImplemented
+
+
+class Rule(_Combining):
     """One constraint between two activities ``a`` and ``b``; a decider over recorded events.
 
     Subclasses say what a step breaks (``broken``), how it changes the state
     (``step``) and what the end of a case breaks (``broken_at_end``).
     """
 
-    wants_recorded: ClassVar[bool] = True
     kind: ClassVar[str] = "rule"
 
     def __init__(self, a: str, b: str) -> None:
@@ -122,11 +134,6 @@ class Rule(Aggregate):
     def __hash__(self) -> int:
         return hash(self.name)
 
-    def __and__(self, other: Any) -> RuleSet:
-        return RuleSet(self, other) if isinstance(other, Aggregate) else NotImplemented
-
-    def __rand__(self, other: Any) -> RuleSet:
-        return RuleSet(other, self) if isinstance(other, Aggregate) else NotImplemented
 
 
 class Precedes(Rule):
@@ -256,7 +263,7 @@ def field(event: RecordedEvent, name: str) -> Any:
     return value
 
 
-class RuleSet(Aggregate):
+class RuleSet(_Combining):
     """Several deciders checked together: each keeps its own state (the set's state is
     the tuple of theirs), and the deviations of one event are raised together as
     ``Deviations``, each naming its rule.
@@ -265,8 +272,6 @@ class RuleSet(Aggregate):
     sets. Events go only to the rules whose ``activities`` they are, and to
     every member that has none (your own aggregates).
     """
-
-    wants_recorded: ClassVar[bool] = True
 
     def __init__(self, *members: Any) -> None:
         flat: list[Any] = []
@@ -353,11 +358,6 @@ class RuleSet(Aggregate):
     def __len__(self) -> int:
         return len(self.members)
 
-    def __and__(self, other: Any) -> RuleSet:
-        return RuleSet(self, other) if isinstance(other, Aggregate) else NotImplemented
-
-    def __rand__(self, other: Any) -> RuleSet:
-        return RuleSet(other, self) if isinstance(other, Aggregate) else NotImplemented
 
 
 def _activity(kind: str, which: str, value: Any) -> str:

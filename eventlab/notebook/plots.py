@@ -87,7 +87,11 @@ def plot_swimlanes(store: EventStore, streams: Sequence[str] | None = None, *, l
         streams = list(streams) if streams is not None else store.stream_ids()[:limit]
     else:
         kept = filter.stream_ids(store)
-        streams = kept[:limit] if streams is None else [s for s in streams if s in set(kept)]
+        if streams is None:
+            streams = kept[:limit]
+        else:
+            keep = set(kept)
+            streams = [s for s in streams if s in keep]
     frames = [to_df(store, stream_id=s) for s in streams]
     ax = _axes(ax, (9.0, 0.7 * max(len(streams), 1) + 1.4))
     column = "position" if x == "position" else "recorded_at"

@@ -128,9 +128,9 @@ def map_data(store: EventStore, *, activities: int | float | None = None,
         if s != t and s not in left:
             chosen.add((s, t))
             left.add(s)
-    drawn = df[[(s, t) in chosen for s, t in zip(df["source"], df["target"], strict=True)]]
-    missing = df[[(s, t) not in chosen for s, t in zip(df["source"], df["target"],
-                                                          strict=True)]]
+    shown = pd.Series([(s, t) in chosen for s, t in zip(df["source"], df["target"],
+                                                         strict=True)], index=df.index, dtype=bool)
+    drawn, missing = df[shown], df[~shown]
     left_out = LeftOut(tuple(n for n in names if n not in keep),
                        tuple(zip(missing["source"], missing["target"], strict=True)))
     step_of = dict(zip(names, (float(v) for v in counted["step"]), strict=True))
@@ -171,11 +171,9 @@ def process_map(store: EventStore, measure: str = "frequency", *,
     grows downward); more activities and paths make it wider. With ``ax=`` the
     map is scaled into that axes instead.
     """
-    if measure not in MEASURES:
-        raise InvalidInputError(f"measure must be one of {MEASURES}, got {measure!r}")
+    _check_measure(measure)
     data = map_data(store, activities=activities, paths=paths, filter=filter)
-    palette = type_colours(store, list(data.counts))
-    return draw_map(data, measure, palette, ax=ax)
+    return draw_map(data, measure, type_colours(store, list(data.counts)), ax=ax)
 
 
 def plot_directly_follows(store: EventStore, *, top: int | None = None, min_count: int = 1,
@@ -183,8 +181,7 @@ def plot_directly_follows(store: EventStore, *, top: int | None = None, min_coun
                           filter: Filter | None = None, ax: Axes | None = None) -> Figure:
     """The process map under its older name: ``top`` is ``paths`` (default 30), and
     ``min_count`` leaves out edges taken fewer times than that."""
-    if measure not in MEASURES:
-        raise InvalidInputError(f"measure must be one of {MEASURES}, got {measure!r}")
+    _check_measure(measure)
     data = map_data(store, activities=activities, paths=30 if top is None else top,
                     filter=filter)
     if min_count > 1:
@@ -194,6 +191,11 @@ def plot_directly_follows(store: EventStore, *, top: int | None = None, min_coun
         data.edges = data.edges[~rare].reset_index(drop=True)
         data.left_out = LeftOut(data.left_out.activities, data.left_out.edges + dropped)
     return draw_map(data, measure, type_colours(store, list(data.counts)), ax=ax)
+
+
+def _check_measure(measure: str) -> None:
+    if measure not in MEASURES:
+        raise InvalidInputError(f"measure must be one of {MEASURES}, got {measure!r}")
 
 
 # -- drawing -------------------------------------------------------------------------------
@@ -360,13 +362,19 @@ def _arrow(ax: Axes, points: list[tuple[float, float]], label: tuple[float, floa
            ) -> None:
     """An edge; ``share`` (0 to 1) of the biggest value sets its width; ``None``: a plain
     thin line (start and end arcs on a map of waits). ``k`` scales the line."""
-    width = k * (0.8 + 4.2 * math.sqrt(max(share, 0.0)) if share is not None else 1.0)
+    width, alpha = _stroke(share, k) if share is not None else (k, 0.6)
     colour = _SLOW if measure != "frequency" and share is not None else _EDGE
-    alpha = 0.45 + 0.45 * math.sqrt(max(share, 0.0)) if share is not None else 0.6
     _add(ax, FancyArrowPatch(
         path=_curve(points, label), arrowstyle="-|>", mutation_scale=7 * k + 1.5 * width,
         linewidth=width, color=colour, alpha=alpha, linestyle="--" if dashed else "-",
         shrinkA=0, shrinkB=0.5, zorder=2, gid=gid, joinstyle="round", capstyle="round"))
+
+
+def _stroke(share: float, k: float) -> tuple[float, float]:
+    """Line width (scaled by ``k``) and opacity of an edge at ``share`` (0 to 1) of the
+    biggest value: both grow with its square root, so small values stay visible."""
+    root = math.sqrt(max(share, 0.0))
+    return k * (0.8 + 4.2 * root), 0.45 + 0.45 * root
 
 
 def _loop(ax: Axes, placed: Layout, name: str, text: str, share: float, measure: str,
@@ -377,12 +385,11 @@ def _loop(ax: Axes, placed: Layout, name: str, text: str, share: float, measure:
     points = [(right, y - h / 4), (right + 16, y - h / 4), (right + 16, y + h / 4),
               (right, y + h / 4)]
     path = Path(points, [Path.MOVETO, Path.CURVE4, Path.CURVE4, Path.CURVE4])
-    width = k * (0.8 + 4.2 * math.sqrt(max(share, 0.0)))
+    width, alpha = _stroke(share, k)
     colour = _EDGE if measure == "frequency" else _SLOW
     _add(ax, FancyArrowPatch(
         path=path, arrowstyle="-|>", mutation_scale=6 * k + width, linewidth=width, color=colour,
-        alpha=0.45 + 0.45 * math.sqrt(max(share, 0.0)), shrinkA=0, shrinkB=0.5, zorder=2,
-        gid=f"edge:{name}->{name}"))
+        alpha=alpha, shrinkA=0, shrinkB=0.5, zorder=2, gid=f"edge:{name}->{name}"))
     ax.text(right + 18, y, text, fontsize=FONT * k, ha="left", va="center", color="#222222",
             zorder=5, gid=f"label:edge:{name}->{name}")
 

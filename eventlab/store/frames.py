@@ -311,11 +311,10 @@ def to_arrow(store: LogSource, stream_id: str | None = None, types: Iterable[Any
     names = type_names(store.registry, types)
     if from_position is not None:
         check_position("from_position", from_position)
-    kept = kept_cases(store, filter) if filter is not None else None
     log = store.read_arrow(from_position or 1, to_position, stream_id=stream_id, types=names)
     log = _between(log, since, until)
-    if kept is not None:
-        log = log.filter(pc.is_in(log.column("stream_id"), value_set=kept))
+    if filter is not None:
+        log = only_cases(log, store, filter)
     table = _flatten_in_arrow(log)
     if table is None:
         with over_arrow(log) as con:
@@ -327,10 +326,11 @@ def to_arrow(store: LogSource, stream_id: str | None = None, types: Iterable[Any
     return table.set_column(index, "recorded_at", table.column(index).cast(UTC_MICROS))
 
 
-def kept_cases(store: LogSource, filter: CaseFilter) -> pa.Array:
-    """The stream ids of the cases ``filter`` keeps (in no particular order)."""
+def only_cases(log: pa.Table, store: LogSource, filter: CaseFilter) -> pa.Table:
+    """The rows of ``log`` (``read_arrow``'s, from ``store``) of the cases ``filter`` keeps."""
     with connection(store, filter) as con:
-        return con.sql(f"select stream_id from {_KEPT}").to_arrow_table().column(0).combine_chunks()
+        kept = con.sql(f"select stream_id from {_KEPT}").to_arrow_table().column(0)
+    return log.filter(pc.is_in(log.column("stream_id"), value_set=kept.combine_chunks()))
 
 
 def to_df(store: LogSource, stream_id: str | None = None, types: Iterable[Any] | None = None,
