@@ -90,8 +90,8 @@ def test_committed_notebook_is_clean(path: Path):
             assert cell.execution_count is None, f"{path.name} cell {i} has an execution count"
 
 
-def load_solutions():
-    spec = importlib.util.spec_from_file_location("solutions", NOTEBOOK_DIR / "solutions.py")
+def load_checker():
+    spec = importlib.util.spec_from_file_location("checker", NOTEBOOK_DIR / "checker.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -104,7 +104,7 @@ def test_attempt_reports_a_stub_without_failing(capsys):
     def check(fn):
         assert fn(2) == 4
 
-    load_solutions().attempt(check, stub)
+    load_checker().attempt(check, stub)
     assert "Not attempted yet" in capsys.readouterr().out
 
 
@@ -113,14 +113,14 @@ def test_attempt_fails_a_wrong_answer_with_the_reason():
         assert fn(2) == 4, "double 2 should be 4"
 
     with pytest.raises(AssertionError, match="Not quite: double 2 should be 4"):
-        load_solutions().attempt(check, lambda x: x + 1)
+        load_checker().attempt(check, lambda x: x + 1)
 
 
 def test_attempt_accepts_a_right_answer(capsys):
     def check(fn):
         assert fn(2) == 4
 
-    load_solutions().attempt(check, lambda x: x * 2)
+    load_checker().attempt(check, lambda x: x * 2)
     assert "✓ correct" in capsys.readouterr().out
 
 
@@ -134,7 +134,7 @@ def test_attempt_sees_a_stub_behind_a_wrapping_error(capsys):
     def stub():
         raise NotImplementedError
 
-    load_solutions().attempt(check, stub)
+    load_checker().attempt(check, stub)
     assert "Not attempted yet" in capsys.readouterr().out
 
 
@@ -143,4 +143,4 @@ def test_attempt_lets_other_errors_through():
         fn()
 
     with pytest.raises(KeyError):
-        load_solutions().attempt(check, lambda: {}["missing"])
+        load_checker().attempt(check, lambda: {}["missing"])
