@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import random
+import threading
+import types
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 import eventlab as el
+from eventlab import timelines, timetravel
 from eventlab.examples.bank import Account, AccountState, Closed, Deposited, Opened, Withdrew
 from eventlab.timetravel import MISSING, Change, Timeline, timeline
 
@@ -170,6 +174,238 @@ def test_history_columns_for_dict_and_scalar_states(store):
     assert tally["state_type"].tolist() == ["Opened", "Deposited", "Deposited"]
 
 
+# -- long streams: sparse checkpoints, events read on demand ------------------------------
+
+def long_account(store, n, stream="acc-1", seed=5, start=T0, shuffle_times=False):
+    """Append ``n`` random account events in a few appends; return them as stored."""
+    rng = random.Random(seed)
+    events = [Opened("ada")] + [Deposited(float(rng.randint(1, 9))) if rng.random() < 0.7
+                                else Withdrew(float(rng.randint(1, 3))) for _ in range(n - 1)]
+    times = [start + timedelta(seconds=i) for i in range(n)]
+    if shuffle_times:
+        rng.shuffle(times)
+    new = [el.NewEvent(e, recorded_at=t) for e, t in zip(events, times, strict=True)]
+    for first in range(0, n, 250):
+        store.append(stream, new[first:first + 250])
+    return list(store.read_stream(stream, 1, store.stream_version(stream)))
+
+
+def test_every_version_equals_a_plain_fold_across_many_checkpoint_spans(store):
+    stored = long_account(store, 700)
+    states = hand_fold([e.data for e in stored])
+    assert Account().fold(store.load_events("acc-1")) == states[-1]
+    line = Timeline(store, Account(), "acc-1", every=4, max_checkpoints=12)
+    assert len(line.checkpoints) <= 12 and line.checkpoints.step > 4    # the span grew
+    assert line.checkpoints.step % 4 == 0 and line.version == 700
+    for version in range(701):                               # stepping forward
+        assert line.state_at(version) == states[version], version
+    for version in range(700, -1, -1):                       # and back
+        assert line.state_at(version) == states[version], version
+    for version in random.Random(2).choices(range(701), k=300):   # jumping about
+        assert line.state_at(version) == states[version], version
+    assert [line.changes(v) for v in (0, 1, 350)] == [
+        {}, el.diff(states[0], states[1]), el.diff(states[349], states[350])]
+
+
+def test_a_timeline_grows_with_its_stream_and_keeps_its_checkpoints_bounded(store):
+    stored = long_account(store, 100)
+    line = Timeline(store, Account(), "acc-1", every=2, max_checkpoints=8)
+    assert line.state_at(37) == hand_fold([e.data for e in stored])[37]
+    for more in (1, 60, 400):
+        store.append("acc-1", [Deposited(1.0)] * (more - 1) + [Withdrew(2.0)])
+        stored = list(store.read_stream("acc-1"))
+        states = hand_fold([e.data for e in stored])
+        assert line.state_at() == states[-1]          # the call that sees the growth
+        assert line.version == len(stored) and len(line.checkpoints) <= 8
+        for version in random.Random(more).choices(range(len(stored) + 1), k=120):
+            assert line.state_at(version) == states[version], version
+        assert list(line.types) == [e.type for e in stored]
+
+
+def test_a_delete_and_rewrite_starts_the_timeline_over(store):
+    long_account(store, 300)
+    line = timeline(store, Account(), "acc-1")
+    old = line.state_at(150)
+    store.delete_stream("acc-1")
+    stored = long_account(store, 210, seed=9, start=T0 + timedelta(days=3))
+    states = hand_fold([e.data for e in stored])
+    assert line.state_at(150) == states[150] != old
+    assert line.version == 210
+    assert [line.state_at(v) for v in range(211)] == states
+    assert line.time_of(1) == T0 + timedelta(days=3)
+    assert list(line.types) == [e.type for e in stored]
+    store.delete_stream("acc-1")
+    assert line.state_at() == AccountState() and line.version == 0 and not line.types
+
+
+def test_types_times_and_events_between_come_from_the_stream(store):
+    stored = long_account(store, 300, shuffle_times=True)
+    line = Timeline(store, Account(), "acc-1", every=16)
+    assert len(line.types) == 300 and list(line.types) == [e.type for e in stored]
+    assert line.types[0] == "Opened" and line.types[-1] == stored[-1].type
+    assert line.types[10:13] == [e.type for e in stored[10:13]]
+    assert [line.time_of(v) for v in range(1, 301)] == [e.recorded_at for e in stored]
+    assert line.time_of(5).utcoffset() == timedelta(0)
+    assert line.events_between(1, 300) == stored
+    assert line.events_between(40, 90) == stored[39:90]
+    assert line.events_between(7, 7) == [stored[6]]
+    assert line.events_between(301, 300) == [] == line.events_between(1, 0)
+    assert [line.event(v) for v in (1, 64, 65, 300, 2)] == [stored[v - 1]
+                                                          for v in (1, 64, 65, 300, 2)]
+    with pytest.raises(el.InvalidInputError, match="first is after last"):
+        line.events_between(9, 7)
+    with pytest.raises(el.InvalidInputError, match="no version 301"):
+        line.events_between(1, 301)
+    with pytest.raises(el.InvalidInputError, match="no version 0"):
+        line.events_between(0, 3)
+    with pytest.raises(el.InvalidInputError, match="no version 0"):
+        line.time_of(0)
+    with pytest.raises(el.InvalidInputError, match="initial state"):
+        line.event(0)
+
+
+def test_version_at_with_out_of_order_times_over_a_long_stream(store):
+    stored = long_account(store, 400, shuffle_times=True)
+    line = Timeline(store, Account(), "acc-1", every=8)
+    rng = random.Random(4)
+    for _ in range(150):
+        moment = T0 + timedelta(seconds=rng.uniform(-5, 405))
+        expected = max((e.version for e in stored if e.recorded_at <= moment), default=0)
+        assert line.version_at(moment) == expected
+    assert line.version_at(T0 - timedelta(days=1)) == 0
+    assert line.version_at(T0 + timedelta(days=1)) == 400
+
+
+@pytest.mark.parametrize("kind", ["memory", "duckdb"])
+def test_a_timeline_holds_checkpoints_and_one_block_not_the_stream(kind, request, tmp_path):
+    store = new_store(kind, request, tmp_path)
+    long_account(store, 20_000)
+    line = Timeline(store, Account(), "acc-1", every=8, max_checkpoints=64)
+    rng = random.Random(3)
+    for version in rng.choices(range(20_001), k=50) + list(range(9_000, 9_100)):
+        line.state_at(version)
+        line.changes(version)
+        if version:
+            line.event(version)
+    assert not hasattr(line, "events")
+    held = reachable(line, skip=(store, line.aggregate))
+    events = [o for o in held if isinstance(o, (Opened, Deposited, Withdrew, el.RecordedEvent))]
+    states = [o for o in held if isinstance(o, AccountState)]
+    span = line.checkpoints.step
+    assert span <= 512 and len(line.checkpoints) <= 64
+    assert len(events) <= span + 2 * 64       # the block folded from, and event()'s block
+    assert len(states) <= len(line.checkpoints) + 2       # the tip and the last one handed out
+    assert line.history()["balance"].iloc[-1] == line.state_at().balance
+    store.close()
+
+
+def reachable(root, skip):
+    """Every object ``root`` holds, through containers and attributes (not code or types)."""
+    seen, todo, found = {id(o) for o in skip}, [root], []
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, (type, types.ModuleType, types.FunctionType,
+                                               types.MethodType, types.BuiltinFunctionType)):
+            continue
+        seen.add(id(obj))
+        found.append(obj)
+        todo.extend(gc.get_referents(obj))
+    return found
+
+
+def test_threads_scrubbing_while_the_stream_grows_see_plain_fold_states(store):
+    stored = long_account(store, 300)
+    more = [Deposited(float(i % 7 + 1)) for i in range(300)]
+    states = hand_fold([e.data for e in stored] + more)
+    line = Timeline(store, Account(), "acc-1", every=4, max_checkpoints=16)
+    wrong, errors = [], []
+
+    def scrub(seed):
+        rng = random.Random(seed)
+        try:
+            for _ in range(150):
+                version = rng.randint(0, 300)
+                if line.state_at(version) != states[version]:
+                    wrong.append(version)
+        except Exception as exc:   # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=scrub, args=(seed,)) for seed in range(3)]
+    for t in threads:
+        t.start()
+    for first in range(0, 300, 30):
+        store.append("acc-1", more[first:first + 30])
+    for t in threads:
+        t.join()
+    assert not errors and not wrong
+    assert line.state_at() == states[-1] and line.version == 600
+
+
+class Recent(el.Aggregate):
+    """Wants the whole recorded event: keeps the (version, type) of the last three."""
+
+    wants_recorded = True
+
+    def initial_state(self):
+        return ()
+
+    def apply(self, state, event):
+        return (*state[-2:], (event.version, event.type))
+
+
+def test_an_aggregate_that_wants_recorded_events_reads_them_on_demand(store):
+    stored = long_account(store, 260)
+    line = Timeline(store, Recent(), "acc-1", every=4, max_checkpoints=8)
+    expected = [tuple((e.version, e.type) for e in stored[max(v - 3, 0):v])
+                for v in range(261)]
+    for version in [*range(261), *random.Random(1).choices(range(261), k=100)]:
+        assert line.state_at(version) == expected[version], version
+    assert el.history(store, Recent(), "acc-1")["state"].tolist() == expected[1:]
+
+
+def test_a_failing_apply_names_the_event_and_keeps_failing(store):
+    class Picky(el.Aggregate):
+        def initial_state(self):
+            return 0
+
+        def apply(self, state, event):
+            if isinstance(event, Withdrew) and event.amount == 3.0:
+                raise ValueError("no threes")
+            return state + 1
+
+    stored = long_account(store, 200)
+    bad = next(e for e in stored if e.data == Withdrew(3.0))
+    for _ in range(2):
+        with pytest.raises(el.ApplyError, match="no threes") as info:
+            el.state_at(store, Picky(), "acc-1", version=1)
+        assert (info.value.stream_id, info.value.version, info.value.position,
+                info.value.type) == ("acc-1", bad.version, bad.position, "Withdrew")
+
+
+def test_history_and_what_if_read_the_stream_block_by_block(store, monkeypatch):
+    stored = long_account(store, 90)
+    states = hand_fold([e.data for e in stored])
+    whole = el.history(store, Account(), "acc-1")
+    w = el.what_if(store, Account(), "acc-1", drop=[2], insert={90: [Deposited(1)]})
+    monkeypatch.setattr(timelines, "HISTORY_BLOCK", 7)
+    monkeypatch.setattr(timetravel, "HISTORY_BLOCK", 7)
+    blocks = Timeline(store, Account(), "acc-1", every=4).history()
+    assert blocks.equals(whole)
+    assert blocks["balance"].tolist() == [s.balance for s in states[1:]]
+    assert blocks["position"].tolist() == [e.position for e in stored]
+    small = el.what_if(store, Account(), "acc-1", drop=[2], insert={90: [Deposited(1)]})
+    assert small.alternative.equals(w.alternative) and small.actual.equals(whole)
+    assert len(small.alternative) == 90 and small.alternative_state == w.alternative_state
+    assert small.alternative["edit"].tolist() == ["kept"] * 89 + ["inserted"]
+
+
+def test_timeline_settings_are_checked(store):
+    with pytest.raises(el.InvalidInputError, match="every must be an int of at least 1"):
+        Timeline(store, Account(), "acc-1", every=0)
+    with pytest.raises(el.InvalidInputError, match="max_checkpoints must be"):
+        Timeline(store, Account(), "acc-1", max_checkpoints=1)
+
+
 # -- diff ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -228,6 +464,29 @@ def test_what_if_replays_an_edited_copy_and_leaves_the_store_alone(store):
     assert store.head() == head and store.stream_version("acc-1") == 4
     assert [e.data for e in store.read_stream("acc-1")][2] == Withdrew(4.0)
     assert "acc-1" in repr(w)
+
+
+def test_what_if_folds_from_its_first_edit_to_the_same_state_as_a_full_replay(store):
+    rng = random.Random(7)
+    events = [Opened("ada")] + [Deposited(float(rng.randint(1, 9))) for _ in range(299)]
+    store.append("acc-1", events)
+    for _ in range(6):
+        drop = set(rng.sample(range(2, 301), 3))
+        after = rng.randrange(0, 301)
+        replaced = rng.choice([v for v in range(2, 301) if v not in drop])
+        edits = dict(drop=sorted(drop), insert={after: [Deposited(100.0)]},
+                     replace={replaced: Deposited(0.5)})
+        w = el.what_if(store, Account(), "acc-1", **edits)
+        # the frames are built on demand by replaying the whole edited stream from 0
+        assert "_frames" not in vars(w)
+        assert w.alternative["balance"].iloc[-1] == w.alternative_state.balance
+        edited = [e for v, e in enumerate(events, start=1) if v not in drop]
+        edited = [Deposited(0.5) if e is events[replaced - 1] else e for e in edited]
+        position = after - sum(1 for v in drop if v <= after)
+        edited.insert(position, Deposited(100.0))
+        assert w.alternative_state == Account().fold(edited)
+        assert w.events == edited
+        assert (w.actual_length, w.alternative_length) == (300, len(edited))
 
 
 def test_what_if_checks_its_edits(store):
