@@ -80,6 +80,7 @@ def _missing(table: pa.Table, target: EventStore) -> pa.Table:
 
 
 def _progress(total: int, shown: bool) -> Any:
-    from tqdm.auto import tqdm
+    from .progress import Progress
 
-    return tqdm(total=total, unit="position", desc="copy", disable=not shown)
+    return Progress(total, "copy", unit="position", delay=0.0, shown=shown,
+                    finished="copied", leave=True)

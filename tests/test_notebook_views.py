@@ -14,13 +14,10 @@ import eventlab as el
 from eventlab.examples.bank import (
     Account,
     Deposited,
-    InsufficientFunds,
     Opened,
-    Withdraw,
     Withdrew,
 )
 from eventlab.notebook import (
-    ConcurrencyLab,
     LogView,
     ProjectionChart,
     TimeTravel,
@@ -61,108 +58,7 @@ def _cell(html: str, field: str) -> str:
                                                f'{field}">', "").replace("</mark>", "")
 
 
-# -- TimeTravel --------------------------------------------------------------------------
-
-def test_timetravel_version_drives_state_and_html(store):
-    tt = TimeTravel(store, Account(), "account-1", version=2)
-    assert tt.length == 4
-    assert (tt.version, tt.state.balance) == (2, 100.0)
-    assert _cell(tt.render(), "balance") == "100.0"
-    tt.version = 3
-    assert tt.state.balance == 70.0
-    html = tt.render()
-    assert _cell(html, "balance") == "70.0"
-    assert 'data-version="3"' in html and "Withdrew" in html and "user=" in html
-    # the fields the withdrawal changed are highlighted, the others are not
-    assert 'class="el-changed" data-field="balance"' in html
-    assert 'class="el-changed" data-field="transactions"' in html
-    assert 'class="el-changed" data-field="owner"' not in html
-    assert tt.event.type == "Withdrew" and tt.changes.fields == {"balance", "transactions"}
-
-
-def test_timetravel_slider_is_the_same_version(store):
-    tt = TimeTravel(store, Account(), "account-1")
-    assert tt.version == 4 and tt.state.balance == 82.5       # opens at the head
-    tt._slider.value = 1                                      # as the browser would
-    assert tt.version == 1 and tt.state.owner == "ada"
-    assert 'data-field="owner">&#x27;ada&#x27;' in tt._state_html.value.replace(
-        '<mark class="el-changed" data-field="owner">', "")
-    tt.version = 0
-    assert tt.event is None and "none yet" in tt.render()
-    assert 'data-current="0"' in tt.render()
-
-
-def test_timetravel_steps_stop_at_the_ends(store):
-    tt = TimeTravel(store, Account(), "account-1", version=1)
-    assert tt.step(-5) == 0
-    assert tt.step(2) == 2
-    tt._forward.click()
-    assert tt.version == 3
-    assert tt.step(10) == 4
-    tt._back.click()
-    assert tt.version == 3
-
-
-def test_timetravel_rejects_a_version_outside_the_stream(store):
-    tt = TimeTravel(store, Account(), "account-1", version=2)
-    with pytest.raises(el.InvalidInputError, match="versions 0 to 4"):
-        tt.version = 5
-    with pytest.raises(el.InvalidInputError, match="must be an int"):
-        tt.version = "3"
-    assert tt.version == 2
-
-
-def test_timetravel_scrubs_by_recorded_time(store):
-    tt = TimeTravel(store, Account(), "account-1", version=0, axis="time")
-    tt.at = T0 + timedelta(hours=1, minutes=30)
-    assert tt.version == 2 and tt.at == T0 + timedelta(hours=1)
-    tt._time.value = 2.5 * 3600.0                              # the time slider, in seconds
-    assert tt.version == 3 and tt.state.balance == 70.0
-    assert tt._time_row.layout.display == "flex"
-    tt.axis = "version"
-    assert tt._time_row.layout.display == "none"
-    with pytest.raises(el.InvalidInputError, match="axis"):
-        tt.axis = "position"
-
-
-def test_timetravel_what_if_shows_both_states(store):
-    tt = TimeTravel(store, Account(), "account-1", version=3)
-    result = tt.what_if(drop=True)                            # without the withdrawal of 30
-    assert (result.actual_state.balance, result.alternative_state.balance) == (82.5, 112.5)
-    html = tt.render()
-    assert 'class="el-alt" data-field="balance"><mark class="el-differs" ' in html
-    assert "82.5" in html and "112.5" in html
-    edited = tt.what_if(edit={"amount": 50.0})
-    assert edited.alternative_state.balance == 62.5
-    assert store.stream_version("account-1") == 4             # the store is untouched
-    with pytest.raises(el.InvalidInputError, match=r"no field\(s\) \['amout'\]"):
-        tt.what_if(edit={"amout": 1.0})
-    with pytest.raises(el.InvalidInputError, match="exactly one"):
-        tt.what_if()
-
-
-def test_timetravel_what_if_from_the_widgets(store):
-    tt = TimeTravel(store, Account(), "account-1", version=2)
-    tt._whatif_toggle.value = True
-    tt._whatif_kind.value = "edit this event"
-    assert tt._whatif_edit.value == '{"amount":100.0}'
-    tt._whatif_edit.value = '{"amount": 10}'
-    tt._whatif_run.click()
-    assert tt.whatif.alternative_state.balance == -7.5
-    tt._whatif_edit.value = '{"nope": 1}'
-    tt._whatif_run.click()
-    assert "nope" in tt._whatif_html.value and "el-error" in tt._whatif_html.value
-    tt._whatif_toggle.value = False
-    assert tt.whatif is None and "el-whatif" not in tt.render()
-
-
-def test_timetravel_picks_up_new_events(store):
-    tt = TimeTravel(store, Account(), "account-1")
-    store.append("account-1", [Withdrew(2.5)])
-    assert tt.refresh() == 5
-    tt.version = 5
-    assert tt.state.balance == 80.0 and 'data-length="5"' in tt.render()
-
+# -- TimeTravel (its own tests are in test_timetravel_view.py) -------------------------
 
 def test_views_offer_the_widget_and_a_static_fallback(store):
     tt = TimeTravel(store, Account(), "account-1", version=2)
@@ -275,42 +171,6 @@ def test_projection_animation_to_html_and_gif(store, tmp_path):
         gif, writer=PillowWriter(fps=4))
     with Image.open(gif) as image:
         assert image.n_frames == 4                             # 0, 2, 4, 6: every widened to 2
-
-
-# -- ConcurrencyLab -------------------------------------------------------------------------
-
-def test_concurrency_lab_reports_winner_and_loser():
-    lab = ConcurrencyLab()
-    result = lab.result
-    assert (result.winner, result.loser) == ("A", "B")
-    assert isinstance(result.error, el.ConcurrencyError)
-    assert (result.error.expected, result.error.actual) == (2, 3)
-    assert result.final_state.balance == 30.0 and result.final_version == 3
-    assert 'data-winner="A" data-loser="B"' in lab.render()
-    lab.first = "B"
-    assert lab.run().winner == "B" and lab.result.final_state.balance == 50.0
-
-
-def test_concurrency_lab_any_lets_both_write_and_breaks_the_rule():
-    lab = ConcurrencyLab(mode_a="ANY", mode_b="ANY")
-    assert lab.result.loser is None and lab.result.final_state.balance == -20.0
-    assert all(o.appended for o in lab.result.outcomes.values())
-
-
-def test_concurrency_lab_modes_from_the_widgets():
-    lab = ConcurrencyLab()
-    lab._modes["A"].value = "NO_STREAM"                         # the stream exists: A fails
-    lab._button.click()
-    assert lab.winner == "B" and lab.result.loser == "A"
-    assert "NO_STREAM" in str(lab.error)
-    with pytest.raises(ValueError, match="unknown expected-version mode"):
-        lab.mode_b = "LATEST"
-
-
-def test_concurrency_lab_shows_a_domain_rejection():
-    lab = ConcurrencyLab(Account(), [Opened("ada"), Deposited(10.0)], Withdraw(5),
-                         Withdraw(500), store_factory=el.InMemoryEventStore)
-    assert lab.winner == "A" and isinstance(lab.error, InsufficientFunds)
 
 
 # -- LogView and the plots --------------------------------------------------------------------

@@ -364,32 +364,38 @@ def _batch_query(has_ids: bool, prefixed: bool, by_content: bool) -> str:
 
 
 class _Progress:
-    """A tqdm bar that shows itself only when the import takes more than a second."""
+    """The import's progress bar (``eventlab.progress``), shown only when the import takes
+    more than a second: bytes read while reading, then the stage; in a notebook it
+    ends on "imported <name>: 100% ... done" (or where it stopped, on an error)."""
 
     def __init__(self) -> None:
         self._bar: Any = None
         self._began = time.monotonic()
+        self._name = "the table"
 
-    def start(self, total: int, text: str) -> None:
-        from tqdm.auto import tqdm
+    def start(self, total: int, text: str, delay: float | None = None) -> None:
+        from ..progress import Progress
 
-        self._bar = tqdm(total=total, desc=text, unit="B", unit_scale=True, delay=1.0,
-                         leave=False)
+        self._name = text.removeprefix("reading ") if total else self._name
+        self._bar = Progress(total or None, text, unit="B", unit_scale=True, delay=delay,
+                             finished=f"imported {self._name}")
 
     @property
     def update(self) -> Callable[[int], None]:
         def advance(done: int) -> None:
             if self._bar is not None:
-                self._bar.update(done - self._bar.n)
+                self._bar.advance_to(done)
 
         return advance
 
     def stage(self, text: str) -> None:
-        if self._bar is None and time.monotonic() - self._began > 1.0:
-            self.start(0, text)
+        from ..progress import DELAY
+
+        if self._bar is None and time.monotonic() - self._began > DELAY:
+            self.start(0, text, delay=0.0)
         if self._bar is not None:
-            self._bar.set_description_str(text, refresh=False)
+            self._bar.describe(f"{text} {self._name}")
 
     def close(self) -> None:
         if self._bar is not None:
-            self._bar.close()
+            self._bar.close()         # done, unless an error is on its way out

@@ -32,7 +32,7 @@ from ..filters import Filter
 from ..store.base import EventStore
 from . import plots, process_maps
 from .filter_controls import FilterControls
-from .render import figure_png, png_img
+from .render import figure_png, png_img, show_png
 from .view import View
 
 #: What LogView can draw: label -> plot function of ``eventlab.notebook.plots``.
@@ -119,7 +119,7 @@ class LogView(View):
 
     def _draw(self) -> None:
         self._png = figure_png(self.figure())
-        self._image.value = self._png
+        show_png(self._image, self._png)
         chosen = self.filter
         counted = self.store.sql("select count(distinct stream_id) as cases, count(*) as events "
                                  "from events", filter=chosen)

@@ -49,7 +49,7 @@ from ..errors import InvalidInputError
 from ..store.base import EventStore
 from .layered import Edge, Layout, layout
 from .plots import human_duration, type_colours
-from .render import ChartFigure
+from .render import OTHER, ChartFigure
 
 if TYPE_CHECKING:
     from ..filters import Filter
@@ -406,7 +406,7 @@ def _node(ax: Axes, placed: Layout, key: Any, texts: dict[str, str],
         ax.text(x, y, word, fontsize=FONT * k, ha="center", va="center", color="white",
                 zorder=6, gid=f"label:{word}")
         return
-    colour = palette.get(key, "#bab0ac")
+    colour = palette.get(key, OTHER)
     _add(ax, FancyBboxPatch((x - w / 2, y - h / 2), w, h,
                             boxstyle="round,pad=0,rounding_size=4",
                             facecolor=(*to_rgb(colour), 0.22), edgecolor=colour,
