@@ -109,6 +109,10 @@ class EventStore(Records, ABC):
 
     registry: EventRegistry
     _closed: bool = False
+    #: Encrypts fields on their way into the log (``el.encrypt_fields`` sets it): its
+    #: ``sealing(groups)`` and ``sealing_table(table)`` blocks give what to write instead,
+    #: and undo what they prepared (keys) when the write raises. ``None``: as given.
+    sealer: Any = None
 
     def __init__(self, registry: EventRegistry | None = None) -> None:
         self.registry = registry or REGISTRY
@@ -255,17 +259,19 @@ class EventStore(Records, ABC):
         if table.num_rows == 0:
             return 0
         pinned = "version" in table.column_names
-        with self._writing():
-            self._check_open()
-            head = self._insert_new(table, pinned)
-        if head is None:   # rows stored before: the per-event path treats them as retries
-            if pinned:
-                raise InvalidInputError(
-                    "a batch with versions must not hold events already stored "
-                    "(el.copy leaves those out)")
-            self._write([(sid, ANY, batch) for sid, batch in groups_of(table)])
-        else:
-            self._notify(head)
+        with (contextlib.nullcontext(table) if self.sealer is None
+              else self.sealer.sealing_table(table)) as table:
+            with self._writing():
+                self._check_open()
+                head = self._insert_new(table, pinned)
+            if head is None:   # rows stored before: the per-event path treats them as retries
+                if pinned:
+                    raise InvalidInputError(
+                        "a batch with versions must not hold events already stored "
+                        "(el.copy leaves those out)")
+                self._write([(sid, ANY, batch) for sid, batch in groups_of(table)])
+            else:
+                self._notify(head)
         return table.num_rows
 
     def _insert_new(self, table: Any, pinned: bool) -> int | None:
@@ -308,11 +314,13 @@ class EventStore(Records, ABC):
         process got there first) is a ``ConcurrencyError``, unless every stream
         that moved expected ``ANY``: then the loop runs again.
         """
-        for attempt in range(_ANY_RETRIES):
-            try:
-                return self._write_once(groups, retry_any=attempt < _ANY_RETRIES - 1)
-            except _MovedUnderAny:
-                continue
+        with (contextlib.nullcontext(groups) if self.sealer is None
+              else self.sealer.sealing(groups)) as groups:
+            for attempt in range(_ANY_RETRIES):
+                try:
+                    return self._write_once(groups, retry_any=attempt < _ANY_RETRIES - 1)
+                except _MovedUnderAny:
+                    continue
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _write_once(self, groups: list[tuple[str, Expected, list[Pending]]],
