@@ -7,6 +7,11 @@
     python -m eventlab export --db receipt.duckdb receipt-parquet/
     python -m eventlab copy postgresql://ada:secret@db/log local.duckdb
 
+Each command mirrors one function, its options that function's arguments:
+``import`` is ``el.import_log`` (``--attributes a,b`` is ``attributes=``), ``info``
+``el.info``, ``export`` ``store.export_parquet`` (``--partition-by`` is
+``partition_by=``), ``sql`` ``store.sql`` and ``copy`` ``el.copy``.
+
 Wherever a command takes a DuckDB file it also takes a PostgreSQL URL
 (``postgresql://user:password@host:5432/db``, with ``?schema=name`` for a log in
 another schema than ``public``); passwords are never printed.
@@ -58,8 +63,9 @@ def _import(args: argparse.Namespace) -> None:
 
     with _open(args.db) as store:
         summary = import_log(store, args.log, case=args.case, activity=args.activity,
-                             timestamp=args.timestamp, stream_prefix=args.prefix,
-                             object_type=args.object_type, timezone=args.timezone)
+                             timestamp=args.timestamp, attributes=args.attributes,
+                             stream_prefix=args.prefix, object_type=args.object_type,
+                             timezone=args.timezone)
     if summary.written == 0:
         print(f"nothing new: all {summary.events} events of {args.log} are already in "
               f"{_name(args.db)}")
@@ -73,29 +79,25 @@ def _import(args: argparse.Namespace) -> None:
 
 @_failing
 def _info(args: argparse.Namespace) -> None:
+    from .loginfo import info
+
     args.db = args.db or args.target
     if not args.db:
         raise SystemExit("error: name the log: eventlab info FILE_OR_URL")
     with _open(args.db, read_only=True) as store:
-        row = store.sql("select count(distinct stream_id) as streams, count(*) as events, "
-                        "count(distinct type) as types, min(recorded_at) as first, "
-                        "max(recorded_at) as last from events").iloc[0]
-        print(f"{_name(args.db)}: {row['streams']} streams, {row['events']} events, "
-              f"{row['types']} types")
-        if row["events"]:
-            print(f"from {row['first']} to {row['last']}")
-            counts = store.sql("select type, count(*) as events from events "
-                               "group by type order by events desc, type")
-            print(counts.to_string(index=False))
+        facts = info(store)
+    print(f"{_name(args.db)}: {facts}")
 
 
 @_failing
 def _export(args: argparse.Namespace) -> None:
     with _open(args.db, read_only=True) as store:
-        target = store.export_parquet(args.dir, overwrite=args.overwrite,
-                                      incremental=args.incremental)
+        target = store.export_parquet(args.dir, partition_by=args.partition_by,
+                                      overwrite=args.overwrite, incremental=args.incremental)
     if not args.incremental:
-        print(f"wrote Parquet partitioned by type to {target}")
+        parts = args.partition_by
+        how = f"partitioned by {', '.join(parts)}" if parts else "unpartitioned"
+        print(f"wrote {target.rows} events as Parquet, {how}, to {target}")
     elif target.rows == 0:
         print(f"nothing new: {target} already holds every event")
     else:
@@ -136,6 +138,16 @@ def _count(text: str) -> int:
     return value
 
 
+def _names(text: str) -> list[str]:
+    """Comma-separated names (``"a,b"``), for argparse; ``""`` is none at all."""
+    names = [name.strip() for name in text.split(",")]
+    if names == [""]:
+        return []
+    if "" in names:
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty name; give e.g. 'a,b'")
+    return names
+
+
 def _add_log_commands(commands: argparse._SubParsersAction) -> None:
     imp = commands.add_parser("import", help="import an XES, CSV, Parquet or OCEL log into a file")
     imp.add_argument("log", help="the log: .xes, .xes.gz, .csv, .parquet, a Parquet folder, "
@@ -144,6 +156,9 @@ def _add_log_commands(commands: argparse._SubParsersAction) -> None:
     imp.add_argument("--case", help="the case column (default: found by name)")
     imp.add_argument("--activity", help="the activity column (default: found by name)")
     imp.add_argument("--timestamp", help="the timestamp column (default: found by name)")
+    imp.add_argument("--attributes", type=_names, metavar="NAME,...",
+                     help="only these other columns (or XES/OCEL attributes) go into the "
+                          "payload (default: all; \"\" for none)")
     imp.add_argument("--prefix", default="", help="prefix for the stream ids")
     imp.add_argument("--object-type", help="OCEL 2.0: one stream per object of this type")
     imp.add_argument("--timezone", help="OCEL 2.0: the zone of times written without one "
@@ -153,9 +168,12 @@ def _add_log_commands(commands: argparse._SubParsersAction) -> None:
     info.add_argument("target", nargs="?", help="DuckDB file or PostgreSQL URL to describe")
     info.add_argument("--db", help="the same, as an option")
     info.set_defaults(run=_info)
-    export = commands.add_parser("export", help="write the log as Parquet partitioned by type")
+    export = commands.add_parser("export", help="write the log as partitioned Parquet")
     export.add_argument("dir", help="the folder to write")
     export.add_argument("--db", required=True, help="DuckDB file or PostgreSQL URL to export")
+    export.add_argument("--partition-by", type=_names, default=["type"], metavar="COLUMN,...",
+                        help="envelope columns to partition by (default: type; \"\" for "
+                             "none; incremental exports use date)")
     export.add_argument("--overwrite", action="store_true", help="replace the folder's files")
     export.add_argument("--incremental", action="store_true",
                         help="write only what is new since the last export, by date")

@@ -297,9 +297,9 @@ def register(*classes: type, name: str | None = None) -> None:
 
     >>> from dataclasses import dataclass
     >>> @dataclass(frozen=True)
-    ... class Opened:
-    ...     owner: str
-    >>> register(Opened)
+    ... class NewsletterJoined:
+    ...     email: str
+    >>> register(NewsletterJoined)
     """
     REGISTRY.register(*classes, name=name)
 

@@ -4,6 +4,11 @@
 >>> given(Account(), [Opened("ada")]).when(Withdraw(100)).then_raises(InsufficientFunds)
 InsufficientFunds('cannot withdraw 100: the balance is 0.0')
 
+When a check fails, an ``AssertionError`` shows what was expected and what
+happened instead, the error a command raised included (type and message, with
+the error itself as its ``__cause__``). A ``NotImplementedError`` passes through
+unchanged: a stub still to be written is not a wrong decision.
+
 For a reaction, the past events are recorded ones (``recorded`` makes them),
 which ``cause()`` and ``origin()`` find; ``when`` takes one, ``then`` the commands.
 """
@@ -13,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, overload
+from typing import Any, NoReturn, overload
 
 from .aggregate import Aggregate
 from .envelope import RecordedEvent
@@ -38,34 +43,59 @@ class Scenario:
         self._command, self._has_command = command, True
         return self
 
-    def _decide(self) -> list[Any]:
+    def _outcome(self) -> tuple[list[Any], Exception | None]:
+        """The events the command produces, or the error it raises."""
         if not self._has_command:
             raise AssertionError("call .when(command) before .then(...)")
-        return list(self.aggregate.handle(self.state, self._command) or [])
+        try:
+            return list(self.aggregate.handle(self.state, self._command) or []), None
+        except Exception as exc:
+            return [], exc
+
+    def _decide(self, wanted: str) -> list[Any]:
+        """The produced events; an ``AssertionError`` naming ``wanted`` if it raised."""
+        produced, error = self._outcome()
+        if error is not None:
+            _fail(f"when {self._command!r}\n  expected {wanted}\n"
+                  f"  but it raised {_named(error)}", error)
+        return produced
 
     def then(self, expected: Iterable[Any]) -> list[Any]:
-        """Assert the command produces exactly ``expected``; return the events."""
-        return _same(self._command, "events", "produced", list(expected), self._decide())
+        """Assert the command produces exactly ``expected``; return the events.
+
+        >>> from eventlab.examples.bank import Account, Opened, Withdraw
+        >>> given(Account(), [Opened("ada")]).when(Withdraw(100)).then([])
+        Traceback (most recent call last):
+        AssertionError: when Withdraw(amount=100)
+          expected events: []
+          but it raised InsufficientFunds: cannot withdraw 100: the balance is 0.0
+        """
+        expected = list(expected)
+        produced = self._decide(f"events: {expected!r}")
+        return _same(self._command, "events", "produced", expected, produced)
 
     def then_raises(self, error: type[BaseException], match: str | None = None) -> BaseException:
         """Assert the command is rejected with ``error`` (its message containing ``match``)."""
-        try:
-            produced = self._decide()
-        except error as exc:
-            if match is not None and match not in str(exc):
-                raise AssertionError(
-                    f"when {self._command!r}: {type(exc).__name__} was raised but its "
-                    f"message {str(exc)!r} does not contain {match!r}") from exc
-            return exc
-        raise AssertionError(
-            f"when {self._command!r}: expected {error.__name__}, "
-            f"but it produced {produced!r}")
+        produced, raised = self._outcome()
+        if raised is None:
+            raise AssertionError(
+                f"when {self._command!r}: expected {error.__name__}, "
+                f"but it produced {produced!r}")
+        if not isinstance(raised, error):
+            _fail(f"when {self._command!r}: expected {error.__name__}, "
+                  f"but it raised {_named(raised)}", raised)
+        if match is not None and match not in str(raised):
+            raise AssertionError(
+                f"when {self._command!r}: {type(raised).__name__} was raised but its "
+                f"message {str(raised)!r} does not contain {match!r}") from raised
+        return raised
 
     def then_state(self, expected: Any) -> Any:
         """Assert the state after the produced events equals ``expected``."""
-        state = self.aggregate.fold(self._decide(), self.state)
+        state = self.aggregate.fold(self._decide(f"state: {expected!r}"), self.state)
         if state != expected:
-            raise AssertionError(f"expected state {expected!r}, got {state!r}")
+            raise AssertionError(f"when {self._command!r}\n  expected state: {expected!r}\n"
+                                 f"  got state: {state!r}")
         return state
 
 
@@ -102,7 +132,29 @@ class ReactionScenario:
 
     def then(self, expected: Iterable[Command]) -> list[Command]:
         """Assert the reaction issues exactly ``expected``; return the commands."""
-        return _same(self._event, "commands", "issued", list(expected), self._react())
+        expected = list(expected)
+        try:
+            issued = self._react()
+        except AssertionError:
+            raise
+        except Exception as exc:
+            _fail(f"when {self._event!r}\n  expected commands: {expected!r}\n"
+                  f"  but it raised {_named(exc)}", exc)
+        return _same(self._event, "commands", "issued", expected, issued)
+
+
+def _fail(message: str, error: Exception) -> NoReturn:
+    """Raise an ``AssertionError`` saying ``message``, caused by ``error``; or ``error``
+    itself when it is a ``NotImplementedError`` (a stub still to be written)."""
+    if isinstance(error, NotImplementedError):
+        raise error
+    raise AssertionError(message) from error
+
+
+def _named(error: BaseException) -> str:
+    """An error as a failure message names it: its type, then its message."""
+    message = str(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def _same(when: Any, what: str, verb: str, expected: list[Any], got: list[Any]) -> list[Any]:

@@ -1,4 +1,5 @@
-"""Shared fixtures: paths to the real data beside the repository, and a store per kind."""
+"""Shared fixtures: the real logs in data/ (each with its ATTRIBUTION.txt), and a store
+per kind."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 import eventlab as el
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,7 +40,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def receipt() -> Iterator[el.EventStore]:
     """The receipt log (1,434 cases, 8,577 events) in a DuckDB store, shared: read only."""
     store = el.connect()
-    el.import_log(store, ROOT / "data" / "receipt" / "receipt.xes.gz")
+    el.import_log(store, DATA / "receipt" / "receipt.xes.gz")
     yield store
     store.close()
 

@@ -12,6 +12,7 @@ from eventlab.examples.bank import (
     AccountClosed,
     AccountState,
     Close,
+    Closed,
     Deposit,
     Deposited,
     InsufficientFunds,
@@ -226,11 +227,97 @@ def test_given_when_then():
 
 
 def test_given_when_then_fails_loudly():
-    with pytest.raises(AssertionError, match="expected events"):
+    with pytest.raises(AssertionError) as caught:
         el.given(Account(), [Opened("ada")]).when(Deposit(5)).then([Deposited(6.0)])
-    with pytest.raises(AssertionError, match="expected InsufficientFunds"):
+    assert str(caught.value) == ("when Deposit(amount=5)\n"
+                                 "  expected events: [Deposited(amount=6.0)]\n"
+                                 "  produced events: [Deposited(amount=5.0)]")
+    with pytest.raises(AssertionError) as caught:
         el.given(Account(), [Opened("ada"), Deposited(9)]).when(Withdraw(1)).then_raises(
             InsufficientFunds)
+    assert str(caught.value) == ("when Withdraw(amount=1): expected InsufficientFunds, "
+                                 "but it produced [Withdrew(amount=1.0)]")
+
+
+def test_then_names_the_error_a_command_raised_instead():
+    scenario = el.given(Account(), [Opened("ada")]).when(Withdraw(100))
+    with pytest.raises(AssertionError) as caught:
+        scenario.then([Withdrew(100.0)])
+    assert str(caught.value) == (
+        "when Withdraw(amount=100)\n"
+        "  expected events: [Withdrew(amount=100.0)]\n"
+        "  but it raised InsufficientFunds: cannot withdraw 100: the balance is 0.0")
+    assert isinstance(caught.value.__cause__, InsufficientFunds)   # its traceback kept
+    with pytest.raises(AssertionError, match=r"(?s)expected state: AccountState.*"
+                                             r"but it raised InsufficientFunds: cannot"):
+        scenario.then_state(AccountState("ada", -100.0, True, 2))
+
+
+def test_then_raises_names_another_error_and_a_message_that_does_not_match():
+    closed = el.given(Account(), [Opened("ada"), Closed("done")])
+    with pytest.raises(AssertionError) as caught:
+        closed.when(Withdraw(1)).then_raises(InsufficientFunds)
+    assert str(caught.value) == ("when Withdraw(amount=1): expected InsufficientFunds, "
+                                 "but it raised AccountClosed: the account is closed")
+    assert isinstance(caught.value.__cause__, AccountClosed)
+    with pytest.raises(AssertionError, match="its message 'the account is closed' does not "
+                                             "contain 'overdrawn'"):
+        closed.when(Withdraw(1)).then_raises(AccountClosed, match="overdrawn")
+    assert isinstance(closed.when(Withdraw(1)).then_raises(AccountClosed), AccountClosed)
+
+
+def test_then_state_shows_both_states():
+    with pytest.raises(AssertionError) as caught:
+        el.given(Account(), [Opened("ada")]).when(Deposit(5)).then_state(
+            AccountState("ada", 6.0, True, 1))
+    assert str(caught.value) == (
+        "when Deposit(amount=5)\n"
+        "  expected state: AccountState(owner='ada', balance=6.0, is_open=True, transactions=1)\n"
+        "  got state: AccountState(owner='ada', balance=5.0, is_open=True, transactions=1)")
+
+
+def test_a_reactions_then_names_what_it_raised_and_what_it_issued():
+    from eventlab.testing import recorded
+
+    class Refund(el.Reaction):
+        def react(self, event):
+            if event.data.amount > 10:
+                raise ValueError("too much to refund")
+            return [el.Command("account-b", Deposit(event.data.amount))]
+
+    big = recorded(Withdrew(50.0), "account-a")
+    with pytest.raises(AssertionError) as caught:
+        el.given(Refund()).when(big).then([])
+    assert str(caught.value).endswith("\n  expected commands: []\n"
+                                      "  but it raised ValueError: too much to refund")
+    assert isinstance(caught.value.__cause__, ValueError)
+    small = recorded(Withdrew(5.0), "account-a")
+    with pytest.raises(AssertionError) as caught:
+        el.given(Refund()).when(small).then([])
+    assert str(caught.value).endswith(
+        "  expected commands: []\n  issued commands: "
+        f"{[el.Command('account-b', Deposit(5.0))]!r}")
+    with pytest.raises(AssertionError, match=r"call \.when\(recorded_event\) before"):
+        el.given(Refund()).then([])
+
+
+def test_a_stub_still_to_be_written_passes_through_unchanged():
+    class Stub(Account):
+        def handle(self, state, command):
+            raise NotImplementedError("your code here")
+
+    scenario = el.given(Stub()).when(Open("ada"))
+    for check in (lambda: scenario.then([Opened("ada")]),
+                  lambda: scenario.then_raises(InsufficientFunds),
+                  lambda: scenario.then_state(AccountState("ada", 0.0, True, 0))):
+        with pytest.raises(NotImplementedError, match="your code here"):
+            check()
+    assert isinstance(scenario.then_raises(NotImplementedError), NotImplementedError)
+
+
+def test_then_without_when_says_what_is_missing():
+    with pytest.raises(AssertionError, match=r"call \.when\(command\) before"):
+        el.given(Account()).then([])
 
 
 def test_demo_runs_end_to_end(capsys):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -16,10 +15,9 @@ import eventlab as el
 from eventlab.store.base import InvalidInputError
 from eventlab.store.batches import batch_groups
 
-from conftest import new_store
+from conftest import DATA, new_store
 
-RUNNING_XES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / \
-    "running-example" / "running-example.xes"
+RUNNING_XES = DATA / "running-example" / "running-example.xes"
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
 
@@ -90,11 +88,13 @@ def roundtrip_view(store):
 
 def test_to_df_round_trips_through_import(store):
     fill(store)
-    el.import_log(store.__class__() if isinstance(store, el.InMemoryEventStore)
-                  else el.connect(), store.to_df())   # smoke: both kinds accept it
-    again = el.InMemoryEventStore()
-    el.import_log(again, store.to_df())
-    assert roundtrip_view(again) == roundtrip_view(store)
+    frame = store.to_df()
+    for again in (el.InMemoryEventStore(), el.connect()):   # into either kind of store
+        with again:
+            assert el.import_log(again, frame).written == 3
+            assert roundtrip_view(again) == roundtrip_view(store)
+            assert [e.event_id for e in again.read_all()] == [
+                e.event_id for e in store.read_all()]
 
 
 def test_real_log_round_trips_through_to_df_and_parquet(tmp_path):
@@ -121,7 +121,7 @@ def test_export_parquet_is_hive_partitioned_and_readable(store, tmp_path):
     assert counted == [("Deposited", 1), ("Remarked", 1), ("Withdrew", 1)]
     with pytest.raises(InvalidInputError, match="not empty"):
         store.export_parquet(out)
-    store.export_parquet(out, overwrite=True)
+    assert store.export_parquet(out, overwrite=True).rows == 3
     with pytest.raises(InvalidInputError, match="envelope columns"):
         store.export_parquet(tmp_path / "other", partition_by=["amount"])
 

@@ -16,9 +16,8 @@ import pytest
 import eventlab as el
 from eventlab.importers import LogImportError
 
-from conftest import new_store
+from conftest import DATA, new_store
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RECEIPT_XES = DATA / "receipt" / "receipt.xes.gz"
 RECEIPT_CSV = DATA / "receipt" / "receipt.csv"
 RUNNING_XES = DATA / "running-example" / "running-example.xes"
@@ -79,9 +78,10 @@ def test_receipt_csv_counts_match_the_csv_module(store):
 
 def test_receipt_xes_and_csv_give_the_same_events():
     from_xes, from_csv = el.connect(), el.connect()
-    el.import_log(from_xes, RECEIPT_XES)
+    summary = el.import_log(from_xes, RECEIPT_XES)
     el.import_log(from_csv, RECEIPT_CSV)
     assert events_of(from_xes) == events_of(from_csv)
+    assert len(events_of(from_xes)) == summary.events == xes_counts(RECEIPT_XES)[1]
 
 
 def test_xes_maps_trace_event_and_time_fields():
@@ -96,8 +96,9 @@ def test_xes_maps_trace_event_and_time_fields():
 
 
 def test_events_of_a_case_follow_their_timestamps(store):
-    el.import_log(store, RECEIPT_XES)
+    summary = el.import_log(store, RECEIPT_XES)
     df = store.to_df()
+    assert len(df) == summary.events and df["stream_id"].nunique() == summary.cases
     assert df["position"].is_monotonic_increasing
     for _, case in df.groupby("stream_id"):
         assert case.sort_values("version")["recorded_at"].is_monotonic_increasing

@@ -50,10 +50,48 @@ def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path):
         nbformat.write(nb, tmp_path / path.name)
     assert not error_outputs(nb)
     # Every exercise's hidden solution ran its check and passed.
+    checked = [(i, cell) for section in exercises(nb) for i, cell in section
+               if is_solution(cell)]
+    assert len(checked) == len(exercises(nb)), (
+        f"{path.name}: {len(exercises(nb))} exercises, {len(checked)} checked solutions")
+    for i, cell in checked:
+        text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        assert "✓ correct" in text, f"{path.name} cell {i}: the solution did not pass"
+
+
+def exercises(nb: nbformat.NotebookNode) -> list[list[tuple[int, nbformat.NotebookNode]]]:
+    """The code cells of each exercise: from its "## Exercise" heading to the next heading
+    of that level (numbered as in the notebook)."""
+    sections: list[list[tuple[int, nbformat.NotebookNode]]] = []
+    inside = False
     for i, cell in enumerate(nb.cells):
-        if "solution" in cell.metadata.get("tags", []) and "attempt(" in cell.source:
-            text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
-            assert "✓ correct" in text, f"{path.name} cell {i}: the solution did not pass"
+        if cell.cell_type == "markdown" and cell.source.startswith("## "):
+            inside = cell.source.startswith("## Exercise")
+            if inside:
+                sections.append([])
+        elif inside and cell.cell_type == "code":
+            sections[-1].append((i, cell))
+    return sections
+
+
+def is_solution(cell: nbformat.NotebookNode) -> bool:
+    return "solution" in cell.metadata.get("tags", []) and "attempt(" in cell.source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_exercise_has_a_stub_a_check_and_a_hidden_solution(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    sections = exercises(nb)
+    assert sections, f"{path.name} has no '## Exercise' section"
+    for number, cells in enumerate(sections, start=1):
+        where = f"{path.name}, exercise {number}"
+        shown = [cell for _, cell in cells if "solution" not in cell.metadata.get("tags", [])]
+        solutions = [cell for _, cell in cells if is_solution(cell)]
+        assert any("raise NotImplementedError" in c.source for c in shown), f"{where}: no stub"
+        assert any("attempt(" in c.source for c in shown), f"{where}: no check cell"
+        assert len(solutions) == 1, f"{where}: {len(solutions)} solution cells calling attempt"
+        assert solutions[0].metadata.get("jupyter", {}).get("source_hidden"), (
+            f"{where}: the solution cell is not hidden")
 
 
 @pytest.mark.notebooks
@@ -88,6 +126,19 @@ def test_committed_notebook_is_clean(path: Path):
         if cell.cell_type == "code":
             assert cell.outputs == [], f"{path.name} cell {i} has outputs"
             assert cell.execution_count is None, f"{path.name} cell {i} has an execution count"
+
+
+def test_an_exercise_without_a_checked_solution_is_noticed():
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    solution = code("answer = 1\nattempt(check, answer)")
+    solution.metadata["tags"] = ["solution"]
+    nb = nbformat.v4.new_notebook(cells=[
+        md("## Exercise 1: one"), code("raise NotImplementedError"), code("attempt(check, a)"),
+        md("## Exercise 2: two"), code("raise NotImplementedError"), code("attempt(check, a)"),
+        md("*Solution:*"), solution, md("## Summary"), code("attempt(check, b)")])
+    sections = exercises(nb)
+    assert [[i for i, _ in cells] for cells in sections] == [[1, 2], [4, 5, 7]]
+    assert [sum(is_solution(c) for _, c in cells) for cells in sections] == [0, 1]
 
 
 def load_checker():

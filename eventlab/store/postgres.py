@@ -408,6 +408,13 @@ class PostgresEventStore(EventStore):
 
     def _delete(self, stream_id: str) -> int:
         with self._using() as conn, conn.transaction():
+            # Positions are never reused, so the head must not fall back when the newest
+            # events go: keep the highest settled position as a floor.
+            conn.execute(self._sql(
+                "{fence}insert into {meta} select 'head_floor', max(position) "
+                "from {events}, fence where position < fence.below "
+                "having max(position) is not null "
+                "on conflict (key) do update set value = greatest({meta}.value, excluded.value)"))
             count = conn.execute(self._sql("delete from {events} where stream_id = %s"),
                                  [stream_id]).rowcount
             conn.execute(self._sql("delete from {snapshots} where stream_id = %s"),
@@ -486,8 +493,9 @@ class PostgresEventStore(EventStore):
 
     def head(self) -> int:
         (head, generation), = self._rows(
-            "{fence}select coalesce((select max(position) from {events}, fence "
+            "{fence}select greatest(coalesce((select max(position) from {events}, fence "
             "where position < fence.below), 0), "
+            "coalesce((select value from {meta} where key = 'head_floor'), 0)), "
             "(select value from {meta} where key = 'generation')")
         self._generation = generation
         return head
