@@ -17,6 +17,7 @@ _LAZY = {
     "TimeTravel": "timetravel_view",
     "ProjectionChart": "projection_chart",
     "animate_projection": "projection_chart",
+    "plot_project_history": "projection_chart",
     "LogView": "logview",
     "ConcurrencyLab": "concurrency",
     "plot_events_over_time": "plots",
@@ -28,6 +29,12 @@ _LAZY = {
     "process_map": "process_maps",
     "plot_directly_follows": "process_maps",
     "plot_causation": "causation_chart",
+    "plot_cqrs": "cqrs",
+    "measure_lag": "cqrs",
+    "plot_lag": "cqrs",
+    "plot_fold": "lesson_charts",
+    "plot_positions": "lesson_charts",
+    "side_by_side": "lesson_charts",
 }
 
 
