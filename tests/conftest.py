@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,24 @@ def new_store(kind: str, request, tmp_path: Path) -> el.EventStore:
         server = request.getfixturevalue("postgres_server")
         return el.connect(server.url, schema=request.getfixturevalue("pg_schema"))
     return el.connect()
+
+
+#: When the two accounts of ``two_accounts`` open.
+ACCOUNTS_T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def two_accounts(store: el.EventStore) -> el.EventStore:
+    """account-1: opened, +100, -30, +12.5 (an hour apart); account-2: opened, +40."""
+    from eventlab.examples.bank import Deposited, Opened, Withdrew
+
+    t0 = ACCOUNTS_T0
+    events = [Opened("ada"), Deposited(100.0), Withdrew(30.0), Deposited(12.5)]
+    store.append("account-1", [el.NewEvent(e, recorded_at=t0 + timedelta(hours=i),
+                                           metadata={"user": "ada"})
+                               for i, e in enumerate(events)])
+    store.append("account-2", [el.NewEvent(Opened("grace"), recorded_at=t0 + timedelta(days=1)),
+                               el.NewEvent(Deposited(40.0), recorded_at=t0 + timedelta(days=2))])
+    return store
 
 
 @pytest.fixture(params=["memory", "duckdb", "duckdb-file", "postgres"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,6 @@ import pytest
 import eventlab as el
 from eventlab.examples.bank import (
     Account,
-    Deposited,
-    Opened,
     Withdrew,
 )
 from eventlab.notebook import (
@@ -29,23 +26,16 @@ from eventlab.notebook import (
     plot_type_counts,
 )
 
-from conftest import new_store
+from conftest import new_store, two_accounts
 
 ROOT = Path(__file__).resolve().parents[1]
-T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 @pytest.fixture(params=["duckdb-file", "memory", "postgres"])
 def store(request, tmp_path):
-    """account-1: opened, +100, -30, +12.5 (an hour apart); account-2: opened, +40."""
-    s = new_store(request.param, request, tmp_path)
-    events = [Opened("ada"), Deposited(100.0), Withdrew(30.0), Deposited(12.5)]
-    s.append("account-1", [el.NewEvent(e, recorded_at=T0 + timedelta(hours=i),
-                                       metadata={"user": "ada"})
-                           for i, e in enumerate(events)])
-    s.append("account-2", [el.NewEvent(Opened("grace"), recorded_at=T0 + timedelta(days=1)),
-                           el.NewEvent(Deposited(40.0), recorded_at=T0 + timedelta(days=2))])
+    """The two accounts of ``conftest.two_accounts``, on each kind of store."""
+    s = two_accounts(new_store(request.param, request, tmp_path))
     yield s
     s.close()
 

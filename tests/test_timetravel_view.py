@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
@@ -20,23 +20,17 @@ from eventlab.notebook.plots import type_colours
 from eventlab.notebook.timetravel_parts import TimeAxis
 from eventlab.notebook.timetravel_view import ROWS
 
-from conftest import new_store
+from conftest import ACCOUNTS_T0 as T0
+from conftest import new_store, two_accounts
 
-T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 _US = timedelta(microseconds=1)
 
 
 @pytest.fixture(params=["duckdb-file", "memory", "postgres"])
 def store(request, tmp_path):
-    """account-1: opened, +100, -30, +12.5 (an hour apart); account-2: opened, +40."""
-    s = new_store(request.param, request, tmp_path)
-    events = [Opened("ada"), Deposited(100.0), Withdrew(30.0), Deposited(12.5)]
-    s.append("account-1", [el.NewEvent(e, recorded_at=T0 + timedelta(hours=i),
-                                       metadata={"user": "ada"})
-                           for i, e in enumerate(events)])
-    s.append("account-2", [el.NewEvent(Opened("grace"), recorded_at=T0 + timedelta(days=1)),
-                           el.NewEvent(Deposited(40.0), recorded_at=T0 + timedelta(days=2))])
+    """The two accounts of ``conftest.two_accounts``, on each kind of store."""
+    s = two_accounts(new_store(request.param, request, tmp_path))
     yield s
     s.close()
 
