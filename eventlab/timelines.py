@@ -371,13 +371,7 @@ class Timeline:
         return state
 
     def _check(self, version: Any, low: int = 0) -> None:
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise InvalidInputError(f"version must be an int, got {version!r}")
-        if not low <= version <= self._n:
-            raise InvalidInputError(
-                f"stream {self.stream_id!r} has versions {low} to {self._n}; "
-                f"there is no version {version}" +
-                (" (version 0 is the initial state; no event made it)" if version == 0 else ""))
+        check_version(self.stream_id, version, self._n, low)
 
     def version_at(self, at: datetime) -> int:
         """The version of the last event recorded at or before ``at`` (0 if none)."""
@@ -502,6 +496,22 @@ _timelines_lock = threading.Lock()
 _PER_STORE = 32
 
 
+def check_version(stream_id: str, version: Any, last: int, low: int = 0) -> int:
+    """``version`` if it is an int from ``low`` to ``last``, else a clear error.
+
+    >>> check_version("acc-1", 2, 3)
+    2
+    """
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise InvalidInputError(f"version must be an int, got {version!r}")
+    if not low <= version <= last:
+        raise InvalidInputError(
+            f"stream {stream_id!r} has versions {low} to {last}; "
+            f"there is no version {version}" +
+            (" (version 0 is the initial state; no event made it)" if version == 0 else ""))
+    return version
+
+
 def _aggregate_key(aggregate: Aggregate) -> Any:
     # What the fold is handed (events or recorded events) is part of the key: a class
     # that changes its mind needs a timeline folded the new way.
@@ -536,4 +546,4 @@ def timeline(store: EventStore, aggregate: Aggregate, stream_id: str) -> Timelin
     return made
 
 
-__all__ = ["ENVELOPE", "Timeline", "Types", "timeline"]
+__all__ = ["ENVELOPE", "Timeline", "Types", "check_version", "timeline"]

@@ -65,6 +65,14 @@ def new_store(kind: str, request, tmp_path: Path) -> el.EventStore:
     return el.connect()
 
 
+def state_cell(html: str, field: str) -> str:
+    """The text of the value cell of ``field`` in a rendered state table."""
+    start = html.index(f'class="el-value" data-field="{field}">')
+    body = html[start:].split(">", 1)[1]
+    return body[: body.index("</td>")].replace('<mark class="el-changed" data-field="'
+                                               f'{field}">', "").replace("</mark>", "")
+
+
 #: When the two accounts of ``two_accounts`` open.
 ACCOUNTS_T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 

@@ -40,14 +40,6 @@ def store(request, tmp_path):
     s.close()
 
 
-def _cell(html: str, field: str) -> str:
-    """The text of the value cell of ``field`` in a rendered state table."""
-    start = html.index(f'class="el-value" data-field="{field}">')
-    body = html[start:].split(">", 1)[1]
-    return body[: body.index("</td>")].replace('<mark class="el-changed" data-field="'
-                                               f'{field}">', "").replace("</mark>", "")
-
-
 # -- TimeTravel (its own tests are in test_timetravel_view.py) -------------------------
 
 def test_views_offer_the_widget_and_a_static_fallback(store):

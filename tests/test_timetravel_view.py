@@ -21,7 +21,7 @@ from eventlab.notebook.timetravel_parts import TimeAxis
 from eventlab.notebook.timetravel_view import ROWS
 
 from conftest import ACCOUNTS_T0 as T0
-from conftest import new_store, two_accounts
+from conftest import new_store, state_cell, two_accounts
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 _US = timedelta(microseconds=1)
@@ -53,14 +53,6 @@ def long_store(request, tmp_path):
     s.close()
 
 
-def _cell(html: str, field: str) -> str:
-    """The text of the value cell of ``field`` in a rendered state table."""
-    start = html.index(f'class="el-value" data-field="{field}">')
-    body = html[start:].split(">", 1)[1]
-    return body[: body.index("</td>")].replace('<mark class="el-changed" data-field="'
-                                               f'{field}">', "").replace("</mark>", "")
-
-
 def _row_of(tt: TimeTravel, version: int):
     """The row of the event list that shows ``version``."""
     [row] = [r for r in tt._rows if r.version == version]
@@ -73,11 +65,11 @@ def test_timetravel_version_drives_state_and_html(store):
     tt = TimeTravel(store, Account(), "account-1", version=2)
     assert tt.length == 4
     assert (tt.version, tt.state.balance) == (2, 100.0)
-    assert _cell(tt.render(), "balance") == "100.0"
+    assert state_cell(tt.render(), "balance") == "100.0"
     tt.version = 3
     assert tt.state.balance == 70.0
     html = tt.render()
-    assert _cell(html, "balance") == "70.0"
+    assert state_cell(html, "balance") == "70.0"
     assert 'data-version="3"' in html and "Withdrew" in html and "user=" in html
     # the fields the withdrawal changed are highlighted, the others are not
     assert 'class="el-changed" data-field="balance"' in html
@@ -343,10 +335,10 @@ def test_a_snapshot_keeps_its_frame_when_the_view_moves(long_store):
     bundle = frozen._repr_mimebundle_()
     assert set(bundle) == {"text/html", "text/plain"}            # no live widget in it
     assert 'class="el-header" data-version="10"' in bundle["text/html"]
-    assert _cell(bundle["text/html"], "balance") == "45.0" and "el-whatif" not in bundle[
+    assert state_cell(bundle["text/html"], "balance") == "45.0" and "el-whatif" not in bundle[
         "text/html"]
     assert bundle["text/plain"] == "<snapshot of <TimeTravel Account 'account-1' version 10 of 40>>"
-    assert 'data-version="3"' in tt.render() and _cell(tt.render(), "balance") == "3.0"
+    assert 'data-version="3"' in tt.render() and state_cell(tt.render(), "balance") == "3.0"
     live = tt._repr_mimebundle_()
     assert WIDGET_VIEW in live and live["text/plain"] == repr(tt)
     later = tt.snapshot()

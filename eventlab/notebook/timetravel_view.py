@@ -41,6 +41,7 @@ from ..envelope import RecordedEvent
 from ..errors import EventlabError
 from ..events import dumps, to_builtins
 from ..store.base import EventStore, InvalidInputError
+from ..timelines import check_version
 from ..timetravel import Diff, Timeline, WhatIf, timeline, what_if
 from .plots import type_colours
 from .render import (
@@ -256,13 +257,7 @@ class TimeTravel(View):
     # -- internals ------------------------------------------------------------------------
 
     def _checked(self, version: Any, low: int = 0) -> int:
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise InvalidInputError(f"version must be an int, got {version!r}")
-        if not low <= version <= self.length:
-            raise InvalidInputError(
-                f"stream {self.stream_id!r} has versions {low} to {self.length}; "
-                f"there is no version {version}")
-        return version
+        return check_version(self.stream_id, version, self.length, low)
 
     def _skip(self, chosen: frozenset[int]) -> WhatIf | None:
         """Replay without the ``chosen`` versions (none: no what-if) and show it."""
